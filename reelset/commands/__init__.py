@@ -1,0 +1,1 @@
+"""Click command groups, one module per stage; ``reelset.cli`` assembles them."""

@@ -1,0 +1,189 @@
+"""What the user sees: logging (with secrets redacted), progress and summaries.
+
+On a terminal, long work shows a rich progress bar with rate and ETA; when stderr is not
+a TTY (cron, CI), it logs a progress line every ``REELSET_PROGRESS_INTERVAL`` seconds
+(default 10) instead. Summaries go to stdout, as text or as JSON (``--json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+log = logging.getLogger("reelset")
+
+_secrets: set[str] = set()
+_quiet = False
+
+
+class RedactSecrets(logging.Filter):
+    """Replace every registered secret in a log record's message with ``***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _secrets:
+            message = record.getMessage()
+            redacted = redact(message)
+            if redacted != message:
+                record.msg, record.args = redacted, None
+        return True
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Make sure these values never appear in a log line or an error message we print."""
+    _secrets.update(v for v in values if v and len(v) >= 4)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***``."""
+    for secret in _secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def stderr_is_tty() -> bool:
+    """Whether progress can be drawn as a live bar."""
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def setup_logging(verbosity: int = 0, *, quiet: bool = False) -> None:
+    """Configure the ``reelset`` logger: -v for debug, --quiet for warnings only."""
+    global _quiet
+    _quiet = quiet
+    level = logging.WARNING if quiet else (logging.DEBUG if verbosity > 0 else logging.INFO)
+    root = logging.getLogger("reelset")
+    root.handlers.clear()
+    handler: logging.Handler
+    if stderr_is_tty():
+        handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False,
+                              rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+        )
+    handler.addFilter(RedactSecrets())
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+    for noisy in ("urllib3", "PIL", "alembic", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbosity < 2 else logging.DEBUG)
+
+
+class ProgressReporter:
+    """Counts work done; draws a bar or logs periodic lines. Thread-safe."""
+
+    def __init__(self, description: str, total: int | None, unit: str, interval_s: float) -> None:
+        self.description = description
+        self.total = total
+        self.unit = unit
+        self.done = 0
+        self._interval = interval_s
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._last_log = self._started
+        self._bar: Progress | None = None
+        self._task: Any = None
+
+    def advance(self, n: int = 1) -> None:
+        """Record ``n`` more units done."""
+        with self._lock:
+            self.done += n
+            if self._bar is not None:
+                self._bar.update(self._task, advance=n)
+                return
+            now = time.monotonic()
+            if not _quiet and now - self._last_log >= self._interval:
+                self._last_log = now
+                log.info("%s", self.status_line(now))
+
+    def set_total(self, total: int | None) -> None:
+        """Change the expected total (e.g. once discovery knows it)."""
+        with self._lock:
+            self.total = total
+            if self._bar is not None:
+                self._bar.update(self._task, total=total)
+
+    def status_line(self, now: float | None = None) -> str:
+        """``description: done/total unit (rate/s, ETA)``."""
+        elapsed = max((now or time.monotonic()) - self._started, 1e-9)
+        rate = self.done / elapsed
+        if self.total:
+            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+            eta_text = f", ETA {eta:.0f}s" if eta != float("inf") else ""
+            pct = 100.0 * self.done / self.total
+            return (f"{self.description}: {self.done}/{self.total} {self.unit} ({pct:.1f}%, "
+                    f"{rate:.1f} {self.unit}/s{eta_text})")
+        return f"{self.description}: {self.done} {self.unit} ({rate:.1f} {self.unit}/s)"
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since the work started."""
+        return time.monotonic() - self._started
+
+
+@contextmanager
+def progress(
+    description: str, total: int | None = None, *, unit: str = "items", bytes_: bool = False
+) -> Iterator[ProgressReporter]:
+    """Show progress of long work: a bar on a terminal, periodic log lines otherwise."""
+    interval = float(os.environ.get("REELSET_PROGRESS_INTERVAL", "10") or 10)
+    reporter = ProgressReporter(description, total, unit, interval)
+    if _quiet or not stderr_is_tty():
+        yield reporter
+        return
+    columns: list[Any] = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn()]
+    columns += [TransferSpeedColumn()] if bytes_ else [MofNCompleteColumn()]
+    columns += [TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        reporter._bar = bar
+        reporter._task = bar.add_task(description, total=total)
+        try:
+            yield reporter
+        finally:
+            reporter._bar = None
+
+
+def print_summary(title: str, data: Mapping[str, Any], *, as_json: bool = False) -> None:
+    """Print a command's summary to stdout: ``key: value`` lines, or one JSON object."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+        return
+    lines = [title]
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            lines.append(f"  {key}:")
+            lines.extend(f"    {k}: {_fmt(v)}" for k, v in value.items())
+        else:
+            lines.append(f"  {key}: {_fmt(value)}")
+    sys.stdout.write(redact("\n".join(lines)) + "\n")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) if value else "-"
+    return "-" if value is None else str(value)

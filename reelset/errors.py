@@ -1,0 +1,49 @@
+"""The errors reelset raises for users, each with its process exit code.
+
+The CLI turns any :class:`ReelsetError` into one line on stderr and the exit code it
+carries; nothing else about the error (no traceback) reaches the user.
+"""
+
+from __future__ import annotations
+
+
+class ReelsetError(Exception):
+    """An error meant for the user: a one-line message and an exit code."""
+
+    exit_code = 1
+
+
+class ConfigError(ReelsetError):
+    """The configuration file, an option or the environment is wrong (exit 2)."""
+
+    exit_code = 2
+
+
+class UsageError(ReelsetError):
+    """A command was called with input it cannot use (exit 2)."""
+
+    exit_code = 2
+
+
+class StoreError(ReelsetError):
+    """The store cannot be opened or is of a schema version we cannot use (exit 2)."""
+
+    exit_code = 2
+
+
+class LockedError(ReelsetError):
+    """Another run holds the store's run lock (exit 3)."""
+
+    exit_code = 3
+
+
+class AuthError(ReelsetError):
+    """The API refused our credentials (exit 4). The message never contains a secret."""
+
+    exit_code = 4
+
+
+class Interrupted(ReelsetError):
+    """The run was stopped by SIGINT/SIGTERM after finishing the writes in flight (exit 130)."""
+
+    exit_code = 130
