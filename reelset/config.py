@@ -72,7 +72,9 @@ class StorageSettings(_Section):
     def _url(cls, value: str) -> str:
         match = re.match(r"^([a-z][a-z0-9+]*)://", value)
         if not match:
-            raise ValueError(f"not a database URL: {value!r} (expected sqlite:///... or postgresql+psycopg://...)")
+            raise ValueError(
+                f"not a database URL: {value!r} (expected sqlite:///... or postgresql+psycopg://...)"
+            )
         backend = match.group(1).split("+")[0]
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported database backend {backend!r} (use sqlite or postgresql)")
@@ -211,7 +213,9 @@ class ImdbSettings(_Section):
     """``[imdb]``: IMDb's official datasets and an optional cinemagoer database."""
 
     datasets_base_url: str = "https://datasets.imdbws.com"
-    files: list[str] = Field(default_factory=lambda: ["title.basics.tsv.gz", "title.ratings.tsv.gz"])
+    files: list[str] = Field(
+        default_factory=lambda: ["title.basics.tsv.gz", "title.ratings.tsv.gz"]
+    )
     title_types: list[str] = Field(default_factory=lambda: ["movie", "tvMovie"])
     cinemagoer_uri: str = ""
     timeout_s: float = Field(60.0, gt=0)
@@ -253,7 +257,8 @@ class BuildSettings(_Section):
         default_factory=lambda: [
             "No overview found.",
             "No overview found",
-            "We don't have an overview translated in English. Help us expand our database by adding one.",
+            "We don't have an overview translated in English. "
+            "Help us expand our database by adding one.",
             "Plot unknown.",
             "TBA",
             "N/A",
@@ -353,12 +358,12 @@ def resolve_database_url(url: str, base_dir: Path) -> str:
     prefix = re.match(r"^sqlite(\+\w+)?:///", url)
     if not prefix:
         return url
-    rest = url[prefix.end():]
+    rest = url[prefix.end() :]
     if rest in ("", ":memory:") or rest.startswith("/") or rest.startswith("file:"):
         return url
     path_part, sep, query = rest.partition("?")
     resolved = (base_dir / path_part).resolve()
-    return f"{url[:prefix.end()]}{resolved}{sep}{query}"
+    return f"{url[: prefix.end()]}{resolved}{sep}{query}"
 
 
 def mask_url(url: str) -> str:
@@ -404,7 +409,9 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
     return f"{source}: {where}: {what}{more}"
 
 
-def settings_from_dict(data: dict[str, Any], *, source: str = "<defaults>", base_dir: Path | None = None) -> Settings:
+def settings_from_dict(
+    data: dict[str, Any], *, source: str = "<defaults>", base_dir: Path | None = None
+) -> Settings:
     """Validate a parsed TOML document into :class:`Settings` (raises :class:`ConfigError`)."""
     try:
         settings = Settings.model_validate(data)

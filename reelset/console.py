@@ -74,13 +74,16 @@ def setup_logging(verbosity: int = 0, *, quiet: bool = False) -> None:
     root.handlers.clear()
     handler: logging.Handler
     if stderr_is_tty():
-        handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False,
-                              rich_tracebacks=False)
+        handler = RichHandler(
+            console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=False
+        )
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+            logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
+            )
         )
     handler.addFilter(RedactSecrets())
     root.addHandler(handler)
@@ -132,8 +135,10 @@ class ProgressReporter:
             eta = (self.total - self.done) / rate if rate > 0 else float("inf")
             eta_text = f", ETA {eta:.0f}s" if eta != float("inf") else ""
             pct = 100.0 * self.done / self.total
-            return (f"{self.description}: {self.done}/{self.total} {self.unit} ({pct:.1f}%, "
-                    f"{rate:.1f} {self.unit}/s{eta_text})")
+            return (
+                f"{self.description}: {self.done}/{self.total} {self.unit} ({pct:.1f}%, "
+                f"{rate:.1f} {self.unit}/s{eta_text})"
+            )
         return f"{self.description}: {self.done} {self.unit} ({rate:.1f} {self.unit}/s)"
 
     @property

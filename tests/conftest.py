@@ -53,8 +53,10 @@ def pg_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # no server, no driver, no permission: all mean "skip"
-        pytest.skip(f"PostgreSQL tests skipped: no server at {make_url(admin_url).render_as_string()}"
-                    f" ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})")
+        pytest.skip(
+            f"PostgreSQL tests skipped: no server at {make_url(admin_url).render_as_string()}"
+            f" ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})"
+        )
     name = f"reelset_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

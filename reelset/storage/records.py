@@ -47,12 +47,23 @@ class MovieRecord:
     def content_hash(self) -> str:
         """A hash of every stored field and the genre set: equal hashes mean nothing changed."""
         payload = [
-            self.tmdb_id, self.title, self.imdb_id, self.original_title,
-            self.original_language, self.overview, self.tagline,
+            self.tmdb_id,
+            self.title,
+            self.imdb_id,
+            self.original_title,
+            self.original_language,
+            self.overview,
+            self.tagline,
             self.release_date.isoformat() if self.release_date else None,
-            self.runtime, self.popularity, self.vote_average, self.vote_count,
-            bool(self.adult), self.poster_path, sorted(set(self.genre_ids)),
-            list(self.keywords) if self.keywords is not None else None, self.status,
+            self.runtime,
+            self.popularity,
+            self.vote_average,
+            self.vote_count,
+            bool(self.adult),
+            self.poster_path,
+            sorted(set(self.genre_ids)),
+            list(self.keywords) if self.keywords is not None else None,
+            self.status,
         ]
         raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
         return hashlib.blake2b(raw.encode("utf-8"), digest_size=16).hexdigest()

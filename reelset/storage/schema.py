@@ -78,14 +78,14 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             value = dt.datetime.fromisoformat(value)
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
+        return value.astimezone(dt.UTC)
 
 
 movies = Table(
     "movies",
     metadata,
     Column("tmdb_id", Integer, primary_key=True, autoincrement=False),
-    Column("imdb_id", String(16), index=True, comment="not unique: TMDB has entries sharing one"),
+    Column("imdb_id", String(16), index=True),  # not unique: TMDB has entries sharing one
     Column("title", Text, nullable=False),
     Column("original_title", Text),
     Column("original_language", String(16)),
@@ -98,12 +98,12 @@ movies = Table(
     Column("vote_average", Float),
     Column("vote_count", Integer),
     Column("adult", Boolean, nullable=False, server_default=text("false")),
-    Column("poster_path", Text, comment="TMDB's poster path, as TMDB sent it (untrusted)"),
-    Column("keywords", JSON, comment="TMDB keyword names when fetched, else NULL"),
-    Column("status", String(16), nullable=False, server_default="active",
-           comment="active, or gone when TMDB answered 404"),
-    Column("content_hash", String(32), nullable=False,
-           comment="hash of the stored fields and genres; an unchanged hash means no write"),
+    Column("poster_path", Text),  # TMDB's poster path, as TMDB sent it (untrusted)
+    Column("keywords", JSON),  # TMDB keyword names when fetched, else NULL
+    # active, or gone when TMDB answered 404
+    Column("status", String(16), nullable=False, server_default="active"),
+    # hash of the stored fields and genres; an unchanged hash means no write
+    Column("content_hash", String(32), nullable=False),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False, index=True),
 )
@@ -112,9 +112,9 @@ movie_fetches = Table(
     "movie_fetches",
     metadata,
     Column("tmdb_id", Integer, primary_key=True, autoincrement=False),
-    Column("fetched_at", UTCDateTime, nullable=False, index=True,
-           comment="last time the scraper fetched the movie, changed or not"),
-    Column("run_id", Integer, comment="the scrape run that fetched it"),
+    # last time the scraper fetched the movie, changed or not
+    Column("fetched_at", UTCDateTime, nullable=False, index=True),
+    Column("run_id", Integer),  # the scrape run that fetched it
 )
 
 genres = Table(
@@ -122,7 +122,7 @@ genres = Table(
     metadata,
     Column("genre_id", Integer, primary_key=True, autoincrement=False),
     Column("name", Text, nullable=False),
-    Column("origin", String(16), nullable=False, comment="tmdb, patched or unknown"),
+    Column("origin", String(16), nullable=False),  # tmdb, patched or unknown
 )
 
 movie_genres = Table(
@@ -136,20 +136,25 @@ movie_genres = Table(
 posters = Table(
     "posters",
     metadata,
-    Column("tmdb_id", Integer, ForeignKey("movies.tmdb_id", ondelete="CASCADE"), primary_key=True,
-           autoincrement=False),
-    Column("status", String(16), nullable=False, comment="ok, failed, rejected or missing"),
+    Column(
+        "tmdb_id",
+        Integer,
+        ForeignKey("movies.tmdb_id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("status", String(16), nullable=False),  # ok, failed, rejected or missing
     Column("sha256", String(64), index=True),
-    Column("file_path", Text, comment="relative to storage.posters_dir"),
+    Column("file_path", Text),  # relative to storage.posters_dir
     Column("width", Integer),
     Column("height", Integer),
     Column("format", String(16)),
     Column("mode", String(16)),
     Column("bytes", Integer),
-    Column("phash", String(32), comment="perceptual hash (imagehash.phash), hex"),
-    Column("poster_path", Text, comment="the movie's poster_path this row was fetched for"),
-    Column("source_url", Text, comment="where it came from (never with credentials)"),
-    Column("resized_file_path", Text, comment="training copy relative to posters_dir, if made"),
+    Column("phash", String(32)),  # perceptual hash (imagehash.phash), hex
+    Column("poster_path", Text),  # the movie's poster_path this row was fetched for
+    Column("source_url", Text),  # where it came from (never with credentials)
+    Column("resized_file_path", Text),  # training copy relative to posters_dir, if made
     Column("resized_width", Integer),
     Column("resized_height", Integer),
     Column("error", Text),
@@ -163,12 +168,12 @@ scrape_runs = Table(
     metadata,
     Column("run_id", Integer, primary_key=True, autoincrement=True),
     Column("command", Text, nullable=False),
-    Column("params", JSON, nullable=False, comment="options of the run, without secrets"),
-    Column("status", String(16), nullable=False,
-           comment="running, succeeded, partial, failed or interrupted"),
+    Column("params", JSON, nullable=False),  # options of the run, without secrets
+    # running, succeeded, partial, failed or interrupted
+    Column("status", String(16), nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
-    Column("counts", JSON, comment="movies new/updated/unchanged/failed, requests, 429s, retries"),
+    Column("counts", JSON),  # movies new/updated/unchanged/failed, requests, 429s, retries
     Column("pid", Integer),
     Column("hostname", Text),
     Column("error", Text),
@@ -180,8 +185,8 @@ fetch_failures = Table(
     metadata,
     Column("failure_id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", Integer, ForeignKey("scrape_runs.run_id"), index=True),
-    Column("kind", String(16), nullable=False, comment="movie, poster, find, ..."),
-    Column("key", Text, nullable=False, comment="what failed: a TMDB id, an IMDb id, a URL"),
+    Column("kind", String(16), nullable=False),  # movie, poster, find, ...
+    Column("key", Text, nullable=False),  # what failed: a TMDB id, an IMDb id, a URL
     Column("http_status", Integer),
     Column("error", Text),
     Column("attempts", Integer, nullable=False, server_default="1"),
@@ -201,7 +206,7 @@ fetch_failures = Table(
 run_lock = Table(
     "run_lock",
     metadata,
-    Column("name", String(32), primary_key=True, comment="one row per held lock, e.g. 'scrape'"),
+    Column("name", String(32), primary_key=True),  # one row per held lock, e.g. 'scrape'
     Column("run_id", Integer),
     Column("pid", Integer, nullable=False),
     Column("hostname", Text, nullable=False),
@@ -212,9 +217,9 @@ run_lock = Table(
 checkpoints = Table(
     "checkpoints",
     metadata,
-    Column("name", Text, primary_key=True, comment="e.g. 'scrape:export:2026-11-21'"),
+    Column("name", Text, primary_key=True),  # e.g. 'scrape:export:2026-11-21'
     Column("run_id", Integer),
-    Column("value", JSON, nullable=False, comment="the cursor to resume from"),
+    Column("value", JSON, nullable=False),  # the cursor to resume from
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
@@ -236,8 +241,12 @@ imdb_titles = Table(
 imdb_title_genres = Table(
     "imdb_title_genres",
     metadata,
-    Column("imdb_id", String(16), ForeignKey("imdb_titles.imdb_id", ondelete="CASCADE"),
-           primary_key=True),
+    Column(
+        "imdb_id",
+        String(16),
+        ForeignKey("imdb_titles.imdb_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     Column("genre", String(32), primary_key=True),
     Index("ix_imdb_title_genres_genre", "genre"),
 )
@@ -296,24 +305,64 @@ def view_definitions(dialect: str) -> dict[str, str]:
 VIEW_NAMES = ("movie_genre_names", "movie_imdb")
 CONTRACT_TABLES: dict[str, tuple[str, ...]] = {
     "movies": (
-        "tmdb_id", "imdb_id", "title", "original_title", "original_language", "overview",
-        "tagline", "release_date", "year", "runtime", "popularity", "vote_average",
-        "vote_count", "adult", "poster_path", "first_seen_at", "updated_at",
+        "tmdb_id",
+        "imdb_id",
+        "title",
+        "original_title",
+        "original_language",
+        "overview",
+        "tagline",
+        "release_date",
+        "year",
+        "runtime",
+        "popularity",
+        "vote_average",
+        "vote_count",
+        "adult",
+        "poster_path",
+        "first_seen_at",
+        "updated_at",
     ),
     "genres": ("genre_id", "name", "origin"),
     "movie_genres": ("tmdb_id", "genre_id"),
     "posters": (
-        "tmdb_id", "status", "sha256", "file_path", "width", "height", "format", "bytes",
-        "phash", "source_url", "error", "downloaded_at",
+        "tmdb_id",
+        "status",
+        "sha256",
+        "file_path",
+        "width",
+        "height",
+        "format",
+        "bytes",
+        "phash",
+        "source_url",
+        "error",
+        "downloaded_at",
     ),
     "scrape_runs": ("run_id", "command", "params", "status", "started_at", "finished_at", "counts"),
     "fetch_failures": (
-        "failure_id", "run_id", "kind", "key", "http_status", "error", "attempts",
-        "first_failed_at", "last_failed_at", "resolved_at",
+        "failure_id",
+        "run_id",
+        "kind",
+        "key",
+        "http_status",
+        "error",
+        "attempts",
+        "first_failed_at",
+        "last_failed_at",
+        "resolved_at",
     ),
     "imdb_titles": (
-        "imdb_id", "title_type", "primary_title", "original_title", "is_adult", "start_year",
-        "runtime_minutes", "average_rating", "num_votes", "imported_at",
+        "imdb_id",
+        "title_type",
+        "primary_title",
+        "original_title",
+        "is_adult",
+        "start_year",
+        "runtime_minutes",
+        "average_rating",
+        "num_votes",
+        "imported_at",
     ),
     "imdb_title_genres": ("imdb_id", "genre"),
     "movie_genre_names": ("tmdb_id", "title", "year", "genres"),

@@ -46,9 +46,23 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _MOVIE_FIELDS = (
-    "imdb_id", "title", "original_title", "original_language", "overview", "tagline",
-    "release_date", "year", "runtime", "popularity", "vote_average", "vote_count", "adult",
-    "poster_path", "keywords", "status", "content_hash",
+    "imdb_id",
+    "title",
+    "original_title",
+    "original_language",
+    "overview",
+    "tagline",
+    "release_date",
+    "year",
+    "runtime",
+    "popularity",
+    "vote_average",
+    "vote_count",
+    "adult",
+    "poster_path",
+    "keywords",
+    "status",
+    "content_hash",
 )
 LOCK_STALE_AFTER = dt.timedelta(minutes=15)
 
@@ -269,8 +283,7 @@ class Store:
         changed = 0
         with self.write() as conn:
             existing = {
-                row.genre_id: (row.name, row.origin)
-                for row in conn.execute(select(schema.genres))
+                row.genre_id: (row.name, row.origin) for row in conn.execute(select(schema.genres))
             }
             for g in items:
                 if existing.get(g.genre_id) == (g.name, g.origin):
@@ -322,7 +335,7 @@ class Store:
         result = UpsertResult()
         now = now or schema.utcnow()
         for start in range(0, len(records), self.batch_size):
-            batch = records[start:start + self.batch_size]
+            batch = records[start : start + self.batch_size]
             with self.write() as conn:
                 result += self._upsert_batch(conn, batch, run_id, now)
         return result
@@ -416,7 +429,7 @@ class Store:
         f = schema.movie_fetches
         with self.read() as conn:
             for start in range(0, len(ids), 5000):
-                chunk = ids[start:start + 5000]
+                chunk = ids[start : start + 5000]
                 found.update(
                     conn.execute(
                         select(f.c.tmdb_id).where(f.c.tmdb_id.in_(chunk), f.c.fetched_at >= since)
@@ -485,13 +498,17 @@ class Store:
                 )
             ).all()
             dead = [
-                row.run_id for row in rows
+                row.run_id
+                for row in rows
                 if row.hostname == host and (row.pid is None or not _pid_alive(row.pid))
             ]
             if dead:
                 conn.execute(
-                    update(r).where(r.c.run_id.in_(dead)).values(
-                        status="interrupted", finished_at=schema.utcnow(),
+                    update(r)
+                    .where(r.c.run_id.in_(dead))
+                    .values(
+                        status="interrupted",
+                        finished_at=schema.utcnow(),
                         error="the process ended without closing the run",
                     )
                 )
@@ -519,16 +536,27 @@ class Store:
             ).first()
             if open_row:
                 conn.execute(
-                    update(f).where(f.c.failure_id == open_row.failure_id).values(
-                        attempts=f.c.attempts + 1, last_failed_at=now, error=error[:2000],
-                        http_status=http_status, run_id=run_id,
+                    update(f)
+                    .where(f.c.failure_id == open_row.failure_id)
+                    .values(
+                        attempts=f.c.attempts + 1,
+                        last_failed_at=now,
+                        error=error[:2000],
+                        http_status=http_status,
+                        run_id=run_id,
                     )
                 )
             else:
                 conn.execute(
                     f.insert().values(
-                        run_id=run_id, kind=kind, key=key, http_status=http_status,
-                        error=error[:2000], attempts=1, first_failed_at=now, last_failed_at=now,
+                        run_id=run_id,
+                        kind=kind,
+                        key=key,
+                        http_status=http_status,
+                        error=error[:2000],
+                        attempts=1,
+                        first_failed_at=now,
+                        last_failed_at=now,
                     )
                 )
 
@@ -543,8 +571,11 @@ class Store:
             for start in range(0, len(keys), 5000):
                 res = conn.execute(
                     update(f)
-                    .where(f.c.kind == kind, f.c.key.in_(keys[start:start + 5000]),
-                           f.c.resolved_at.is_(None))
+                    .where(
+                        f.c.kind == kind,
+                        f.c.key.in_(keys[start : start + 5000]),
+                        f.c.resolved_at.is_(None),
+                    )
                     .values(resolved_at=schema.utcnow())
                 )
                 count += res.rowcount or 0
@@ -555,7 +586,8 @@ class Store:
         f = schema.fetch_failures
         with self.read() as conn:
             rows = conn.execute(
-                select(f).where(f.c.kind == kind, f.c.resolved_at.is_(None))
+                select(f)
+                .where(f.c.kind == kind, f.c.resolved_at.is_(None))
                 .order_by(f.c.failure_id)
             ).all()
         return [
@@ -580,19 +612,32 @@ class Store:
                     stmt = stmt.with_for_update()
                 row = conn.execute(stmt).first()
                 if row is not None:
-                    holder = LockHolder(row.name, row.run_id, row.pid, row.hostname,
-                                        row.acquired_at, row.heartbeat_at)
+                    holder = LockHolder(
+                        row.name,
+                        row.run_id,
+                        row.pid,
+                        row.hostname,
+                        row.acquired_at,
+                        row.heartbeat_at,
+                    )
                     if not self._lock_is_stale(holder, now):
                         raise LockedError(_locked_message(holder))
                     log.warning(
                         "taking over the %s lock of run %s (pid %s on %s), whose process is gone",
-                        name, holder.run_id, holder.pid, holder.hostname,
+                        name,
+                        holder.run_id,
+                        holder.pid,
+                        holder.hostname,
                     )
                     conn.execute(delete(lk).where(lk.c.name == name))
                 conn.execute(
                     lk.insert().values(
-                        name=name, run_id=run_id, pid=os.getpid(), hostname=host,
-                        acquired_at=now, heartbeat_at=now,
+                        name=name,
+                        run_id=run_id,
+                        pid=os.getpid(),
+                        hostname=host,
+                        acquired_at=now,
+                        heartbeat_at=now,
                     )
                 )
         except IntegrityError:
@@ -616,8 +661,9 @@ class Store:
             row = conn.execute(select(lk).where(lk.c.name == name)).first()
         if row is None:
             return None
-        return LockHolder(row.name, row.run_id, row.pid, row.hostname, row.acquired_at,
-                          row.heartbeat_at)
+        return LockHolder(
+            row.name, row.run_id, row.pid, row.hostname, row.acquired_at, row.heartbeat_at
+        )
 
     def set_lock_run(self, name: str, run_id: int) -> None:
         """Attach the run id to a lock this process holds."""
@@ -632,7 +678,8 @@ class Store:
         lk = schema.run_lock
         with self.write() as conn:
             conn.execute(
-                update(lk).where(lk.c.name == name, lk.c.pid == os.getpid())
+                update(lk)
+                .where(lk.c.name == name, lk.c.pid == os.getpid())
                 .values(heartbeat_at=schema.utcnow())
             )
 
@@ -653,14 +700,18 @@ class Store:
     def set_checkpoint(self, name: str, value: Any, *, run_id: int | None = None) -> None:
         """Save a checkpoint (JSON-serialisable value)."""
         c = schema.checkpoints
-        stmt = self._insert(c).values(name=name, value=value, run_id=run_id,
-                                      updated_at=schema.utcnow())
+        stmt = self._insert(c).values(
+            name=name, value=value, run_id=run_id, updated_at=schema.utcnow()
+        )
         with self.write() as conn:
             conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["name"],
-                    set_={"value": stmt.excluded.value, "run_id": stmt.excluded.run_id,
-                          "updated_at": stmt.excluded.updated_at},
+                    set_={
+                        "value": stmt.excluded.value,
+                        "run_id": stmt.excluded.run_id,
+                        "updated_at": stmt.excluded.updated_at,
+                    },
                 )
             )
 
@@ -676,7 +727,9 @@ class Store:
         counts: dict[str, int] = {}
         with self.read() as conn:
             for name, table in schema.metadata.tables.items():
-                counts[name] = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+                counts[name] = int(
+                    conn.execute(select(func.count()).select_from(table)).scalar_one()
+                )
         return counts
 
     def info(self) -> dict[str, Any]:

@@ -65,10 +65,15 @@ def upgrade() -> None:
         "movie_genres",
         sa.Column("tmdb_id", sa.Integer(), nullable=False),
         sa.Column("genre_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["tmdb_id"], ["movies.tmdb_id"], ondelete="CASCADE",
-                                name="fk_movie_genres_tmdb_id_movies"),
-        sa.ForeignKeyConstraint(["genre_id"], ["genres.genre_id"],
-                                name="fk_movie_genres_genre_id_genres"),
+        sa.ForeignKeyConstraint(
+            ["tmdb_id"],
+            ["movies.tmdb_id"],
+            ondelete="CASCADE",
+            name="fk_movie_genres_tmdb_id_movies",
+        ),
+        sa.ForeignKeyConstraint(
+            ["genre_id"], ["genres.genre_id"], name="fk_movie_genres_genre_id_genres"
+        ),
         sa.PrimaryKeyConstraint("tmdb_id", "genre_id", name="pk_movie_genres"),
     )
     op.create_index("ix_movie_genres_genre_id", "movie_genres", ["genre_id"])
@@ -93,8 +98,9 @@ def upgrade() -> None:
         sa.Column("error", sa.Text()),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("downloaded_at", UTCDateTime()),
-        sa.ForeignKeyConstraint(["tmdb_id"], ["movies.tmdb_id"], ondelete="CASCADE",
-                                name="fk_posters_tmdb_id_movies"),
+        sa.ForeignKeyConstraint(
+            ["tmdb_id"], ["movies.tmdb_id"], ondelete="CASCADE", name="fk_posters_tmdb_id_movies"
+        ),
         sa.PrimaryKeyConstraint("tmdb_id", name="pk_posters"),
     )
     op.create_index("ix_posters_sha256", "posters", ["sha256"])
@@ -128,13 +134,17 @@ def upgrade() -> None:
         sa.Column("first_failed_at", UTCDateTime(), nullable=False),
         sa.Column("last_failed_at", UTCDateTime(), nullable=False),
         sa.Column("resolved_at", UTCDateTime()),
-        sa.ForeignKeyConstraint(["run_id"], ["scrape_runs.run_id"],
-                                name="fk_fetch_failures_run_id_scrape_runs"),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["scrape_runs.run_id"], name="fk_fetch_failures_run_id_scrape_runs"
+        ),
         sa.PrimaryKeyConstraint("failure_id", name="pk_fetch_failures"),
     )
     op.create_index("ix_fetch_failures_run_id", "fetch_failures", ["run_id"])
     op.create_index(
-        "uq_fetch_failures_open", "fetch_failures", ["kind", "key"], unique=True,
+        "uq_fetch_failures_open",
+        "fetch_failures",
+        ["kind", "key"],
+        unique=True,
         sqlite_where=sa.text("resolved_at IS NULL"),
         postgresql_where=sa.text("resolved_at IS NULL"),
     )
@@ -176,8 +186,12 @@ def upgrade() -> None:
         "imdb_title_genres",
         sa.Column("imdb_id", sa.String(16), nullable=False),
         sa.Column("genre", sa.String(32), nullable=False),
-        sa.ForeignKeyConstraint(["imdb_id"], ["imdb_titles.imdb_id"], ondelete="CASCADE",
-                                name="fk_imdb_title_genres_imdb_id_imdb_titles"),
+        sa.ForeignKeyConstraint(
+            ["imdb_id"],
+            ["imdb_titles.imdb_id"],
+            ondelete="CASCADE",
+            name="fk_imdb_title_genres_imdb_id_imdb_titles",
+        ),
         sa.PrimaryKeyConstraint("imdb_id", "genre", name="pk_imdb_title_genres"),
     )
     op.create_index("ix_imdb_title_genres_genre", "imdb_title_genres", ["genre"])
@@ -190,7 +204,17 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name in ("movie_imdb", "movie_genre_names"):
         op.execute(f"DROP VIEW IF EXISTS {name}")
-    for table in ("imdb_title_genres", "imdb_titles", "checkpoints", "run_lock",
-                  "fetch_failures", "scrape_runs", "posters", "movie_genres", "genres",
-                  "movie_fetches", "movies"):
+    for table in (
+        "imdb_title_genres",
+        "imdb_titles",
+        "checkpoints",
+        "run_lock",
+        "fetch_failures",
+        "scrape_runs",
+        "posters",
+        "movie_genres",
+        "genres",
+        "movie_fetches",
+        "movies",
+    ):
         op.drop_table(table)
