@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from dataclasses import dataclass, field
 
 
@@ -46,7 +45,7 @@ class MovieRecord:
 
     def content_hash(self) -> str:
         """A hash of every stored field and the genre set: equal hashes mean nothing changed."""
-        payload = [
+        payload = (
             self.tmdb_id,
             self.title,
             self.imdb_id,
@@ -62,11 +61,11 @@ class MovieRecord:
             bool(self.adult),
             self.poster_path,
             sorted(set(self.genre_ids)),
-            list(self.keywords) if self.keywords is not None else None,
+            tuple(self.keywords) if self.keywords is not None else None,
             self.status,
-        ]
-        raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.blake2b(raw.encode("utf-8"), digest_size=16).hexdigest()
+        )
+        # repr of str/int/float/None/tuple is stable across runs and platforms, and fast.
+        return hashlib.blake2b(repr(payload).encode("utf-8"), digest_size=16).hexdigest()
 
 
 @dataclass

@@ -48,6 +48,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def sqlite_timestamp(value: dt.datetime) -> str:
+    """How SQLite stores an aware datetime: UTC ISO 8601 text with ``Z``."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Aware UTC datetimes: ISO 8601 text with ``Z`` on SQLite, timestamptz elsewhere."""
 
@@ -68,7 +73,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             value = value.replace(tzinfo=dt.UTC)
         value = value.astimezone(dt.UTC)
         if dialect.name == "sqlite":
-            return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return sqlite_timestamp(value)
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:

@@ -9,6 +9,7 @@ instead of failing on a lock upgrade); reads use ordinary deferred transactions.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import socket
@@ -64,6 +65,7 @@ _MOVIE_FIELDS = (
     "status",
     "content_hash",
 )
+_INSERT_COLUMNS = ("tmdb_id", *_MOVIE_FIELDS, "first_seen_at", "updated_at")
 LOCK_STALE_AFTER = dt.timedelta(minutes=15)
 
 
@@ -351,23 +353,53 @@ class Store:
         )
         self._ensure_genres(conn, {g for r in latest.values() for g in r.genre_ids})
 
-        new_rows: list[dict[str, Any]] = []
+        new: list[tuple[MovieRecord, str]] = []
         changed_rows: list[dict[str, Any]] = []
         for tmdb_id, record in latest.items():
             digest = record.content_hash()
             old = existing.get(tmdb_id)
             if old == digest:
                 continue
-            row = _movie_row(record, digest)
-            row["updated_at"] = now
             if old is None:
-                row["first_seen_at"] = now
-                new_rows.append(row)
+                new.append((record, digest))
             else:
+                row = _movie_row(record, digest)
+                row["updated_at"] = now
                 changed_rows.append(row)
 
-        if new_rows:
-            conn.execute(m.insert(), new_rows)
+        if new:
+            db_now = self._driver_value(now)
+            value = self._driver_value
+            self._bulk_insert(
+                conn,
+                "movies",
+                _INSERT_COLUMNS,
+                [
+                    (
+                        r.tmdb_id,
+                        r.imdb_id,
+                        r.title,
+                        r.original_title,
+                        r.original_language,
+                        r.overview,
+                        r.tagline,
+                        value(r.release_date),
+                        r.year,
+                        r.runtime,
+                        r.popularity,
+                        r.vote_average,
+                        r.vote_count,
+                        value(bool(r.adult)),
+                        r.poster_path,
+                        value(list(r.keywords)) if r.keywords is not None else None,
+                        r.status,
+                        digest,
+                        db_now,
+                        db_now,
+                    )
+                    for r, digest in new
+                ],
+            )
         if changed_rows:
             params = [{**row, "b_tmdb_id": row["tmdb_id"]} for row in changed_rows]
             for p in params:
@@ -383,21 +415,26 @@ class Store:
                     schema.movie_genres.c.tmdb_id.in_([r["tmdb_id"] for r in changed_rows])
                 )
             )
-        written = [latest[row["tmdb_id"]] for row in (*new_rows, *changed_rows)]
+        written = [r for r, _ in new] + [latest[row["tmdb_id"]] for row in changed_rows]
         genre_rows = [
             {"tmdb_id": r.tmdb_id, "genre_id": g} for r in written for g in sorted(set(r.genre_ids))
         ]
         if genre_rows:
-            conn.execute(schema.movie_genres.insert(), genre_rows)
-        fetch = self._insert(schema.movie_fetches)
-        conn.execute(
-            fetch.on_conflict_do_update(
-                index_elements=["tmdb_id"],
-                set_={"fetched_at": fetch.excluded.fetched_at, "run_id": fetch.excluded.run_id},
-            ),
-            [{"tmdb_id": i, "fetched_at": now, "run_id": run_id} for i in ids],
+            self._bulk_insert(
+                conn,
+                "movie_genres",
+                ("tmdb_id", "genre_id"),
+                [(g["tmdb_id"], g["genre_id"]) for g in genre_rows],
+            )
+        db_now = self._driver_value(now)
+        self._bulk_insert(
+            conn,
+            "movie_fetches",
+            ("tmdb_id", "fetched_at", "run_id"),
+            [(i, db_now, run_id) for i in ids],
+            upsert_key="tmdb_id",
         )
-        new_ids = [r["tmdb_id"] for r in new_rows]
+        new_ids = [r.tmdb_id for r, _ in new]
         updated_ids = [r["tmdb_id"] for r in changed_rows]
         return UpsertResult(
             new=len(new_ids),
@@ -406,6 +443,45 @@ class Store:
             new_ids=new_ids,
             updated_ids=updated_ids,
         )
+
+    def _bulk_insert(
+        self,
+        conn: Connection,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+        *,
+        upsert_key: str | None = None,
+    ) -> None:
+        """Insert rows of values already converted with :meth:`_driver_value`."""
+        # The hot path of every scrape and import: straight to the driver's executemany,
+        # converting values once, because SQLAlchemy's per-row parameter processing
+        # costs more than SQLite's own insert work.
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        sql = (
+            f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join(mark for _ in columns)})"
+        )
+        if upsert_key is not None:
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != upsert_key)
+            sql += f" ON CONFLICT ({upsert_key}) DO UPDATE SET {updates}"
+        conn.exec_driver_sql(sql, list(rows))
+
+    def _driver_value(self, value: Any) -> Any:
+        if self.dialect == "sqlite":
+            if isinstance(value, dt.datetime):
+                return schema.sqlite_timestamp(value)
+            if isinstance(value, dt.date):
+                return value.isoformat()
+            if isinstance(value, bool):
+                return int(value)
+        if isinstance(value, (list, dict)):
+            if self.dialect == "postgresql":
+                from psycopg.types.json import Json
+
+                return Json(value)
+            return json.dumps(value, ensure_ascii=False)
+        return value
 
     def mark_gone(self, tmdb_ids: Iterable[int], *, now: dt.datetime | None = None) -> int:
         """Mark movies TMDB answers 404 for as ``gone`` (rows are kept); returns how many."""
