@@ -21,8 +21,27 @@ from pathlib import Path
 from reelset.storage import Genre, MovieRecord, Store
 from reelset.storage.schema import utcnow
 
-GENRES = [28, 12, 16, 35, 80, 99, 18, 10751, 14, 36, 27, 10402, 9648, 10749, 878, 10770, 53,
-          10752, 37]
+GENRES = [
+    28,
+    12,
+    16,
+    35,
+    80,
+    99,
+    18,
+    10751,
+    14,
+    36,
+    27,
+    10402,
+    9648,
+    10749,
+    878,
+    10770,
+    53,
+    10752,
+    37,
+]
 
 
 def make_records(n: int, seed: int = 1) -> list[MovieRecord]:
@@ -30,14 +49,25 @@ def make_records(n: int, seed: int = 1) -> list[MovieRecord]:
     records = []
     for i in range(1, n + 1):
         k = rng.choice((1, 2, 3, 3, 4, 5))  # mean 3
-        records.append(MovieRecord(
-            tmdb_id=i, title=f"Movie {i}", imdb_id=f"tt{i:07d}", original_title=f"Movie {i}",
-            original_language="en", overview="A story of people and places " * 4,
-            tagline="Tagline", release_date=dt.date(1950 + i % 70, 1 + i % 12, 1 + i % 28),
-            runtime=90 + i % 60, popularity=rng.random() * 100, vote_average=rng.random() * 10,
-            vote_count=rng.randrange(10_000), adult=False, poster_path=f"/p{i}.jpg",
-            genre_ids=tuple(rng.sample(GENRES, k)),
-        ))
+        records.append(
+            MovieRecord(
+                tmdb_id=i,
+                title=f"Movie {i}",
+                imdb_id=f"tt{i:07d}",
+                original_title=f"Movie {i}",
+                original_language="en",
+                overview="A story of people and places " * 4,
+                tagline="Tagline",
+                release_date=dt.date(1950 + i % 70, 1 + i % 12, 1 + i % 28),
+                runtime=90 + i % 60,
+                popularity=rng.random() * 100,
+                vote_average=rng.random() * 10,
+                vote_count=rng.randrange(10_000),
+                adult=False,
+                poster_path=f"/p{i}.jpg",
+                genre_ids=tuple(rng.sample(GENRES, k)),
+            )
+        )
     return records
 
 
@@ -65,16 +95,36 @@ def bench_floor(path: Path, records: list[MovieRecord]) -> float:
     now = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     start = time.perf_counter()
     for b in range(0, len(records), 1000):
-        batch = records[b:b + 1000]
+        batch = records[b : b + 1000]
         con.executemany(
             "INSERT INTO movies (tmdb_id, imdb_id, title, original_title, original_language, "
             "overview, tagline, release_date, year, runtime, popularity, vote_average, vote_count,"
             " adult, poster_path, status, content_hash, first_seen_at, updated_at) VALUES "
             "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(r.tmdb_id, r.imdb_id, r.title, r.original_title, r.original_language, r.overview,
-              r.tagline, r.release_date.isoformat() if r.release_date else None, r.year,
-              r.runtime, r.popularity, r.vote_average, r.vote_count, r.adult, r.poster_path,
-              "active", "", now, now) for r in batch],
+            [
+                (
+                    r.tmdb_id,
+                    r.imdb_id,
+                    r.title,
+                    r.original_title,
+                    r.original_language,
+                    r.overview,
+                    r.tagline,
+                    r.release_date.isoformat() if r.release_date else None,
+                    r.year,
+                    r.runtime,
+                    r.popularity,
+                    r.vote_average,
+                    r.vote_count,
+                    r.adult,
+                    r.poster_path,
+                    "active",
+                    "",
+                    now,
+                    now,
+                )
+                for r in batch
+            ],
         )
         con.executemany(
             "INSERT INTO movie_genres (tmdb_id, genre_id) VALUES (?, ?)",

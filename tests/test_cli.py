@@ -53,8 +53,9 @@ def test_db_init_upgrade_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "movies: 0" in capsys.readouterr().out
 
 
-def test_db_info_masks_password(pg_database: str, tmp_path: Path,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_db_info_masks_password(
+    pg_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = pg_database.replace("postgres@", "postgres:hunter2secret@", 1)
     cfg = write_config(tmp_path, url)
     code = main(["--config", str(cfg), "db", "info", "--json"])
@@ -64,8 +65,9 @@ def test_db_info_masks_password(pg_database: str, tmp_path: Path,
     assert json.loads(out)["url"].count("***") == 1
 
 
-def test_newer_store_is_refused_with_one_line(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_newer_store_is_refused_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = write_config(tmp_path)
     assert main(["--config", str(cfg), "db", "init"]) == 0
     with Store(f"sqlite:///{tmp_path / 'store.db'}") as s, s.write() as conn:
@@ -81,7 +83,9 @@ def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
     bad.write_text("[tmdb]\nmax_workers = 0\n")
     proc = subprocess.run(
         [sys.executable, "-m", "reelset.cli", "--config", str(bad), "db", "info"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

@@ -98,7 +98,10 @@ def test_credentials_from_environment_win(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_mask_url() -> None:
-    assert mask_url("postgresql+psycopg://bob:s3cret@db:5432/x") == "postgresql+psycopg://bob:***@db:5432/x"
+    assert (
+        mask_url("postgresql+psycopg://bob:s3cret@db:5432/x")
+        == "postgresql+psycopg://bob:***@db:5432/x"
+    )
     assert mask_url("sqlite:///data/x.db") == "sqlite:///data/x.db"
 
 

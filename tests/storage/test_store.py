@@ -16,8 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
 from reelset.errors import LockedError, StoreError
-from reelset.storage import Genre, MovieRecord, Store, head_version
-from reelset.storage import schema
+from reelset.storage import Genre, MovieRecord, Store, head_version, schema
 from reelset.storage.schema import CONTRACT_TABLES, VIEW_NAMES
 
 
@@ -56,8 +55,9 @@ def test_schema_contract(store: Store) -> None:
     assert insp.get_pk_constraint("movie_genres")["constrained_columns"] == ["tmdb_id", "genre_id"]
     fks = {fk["referred_table"] for fk in insp.get_foreign_keys("movie_genres")}
     assert fks == {"movies", "genres"}
-    assert any(ix["column_names"] == ["imdb_id"] and not ix["unique"]
-               for ix in insp.get_indexes("movies"))
+    assert any(
+        ix["column_names"] == ["imdb_id"] and not ix["unique"] for ix in insp.get_indexes("movies")
+    )
 
 
 def test_migrations_match_schema_module(store: Store) -> None:
@@ -111,7 +111,9 @@ def test_upsert_is_idempotent_and_detects_changes(store: Store) -> None:
     assert table_rows(store, "movies", "tmdb_id") == snapshot  # not even updated_at moved
     assert table_rows(store, "movie_genres", "tmdb_id, genre_id") == genres_before
 
-    changed = store.upsert_movies([movie(1, title="New title"), movie(2, genre_ids=(35,)), movie(3)])
+    changed = store.upsert_movies(
+        [movie(1, title="New title"), movie(2, genre_ids=(35,)), movie(3)]
+    )
     assert (changed.new, changed.updated, changed.unchanged) == (0, 2, 1)
     assert sorted(changed.updated_ids) == [1, 2]
     after = {r[0]: r for r in table_rows(store, "movies", "tmdb_id")}
@@ -121,12 +123,18 @@ def test_upsert_is_idempotent_and_detects_changes(store: Store) -> None:
         m = schema.movies
         row1 = conn.execute(select(m).where(m.c.tmdb_id == 1)).one()
         assert row1.title == "New title"
-        assert row1.first_seen_at == conn.execute(
-            select(m.c.first_seen_at).where(m.c.tmdb_id == 3)).scalar()
+        assert (
+            row1.first_seen_at
+            == conn.execute(select(m.c.first_seen_at).where(m.c.tmdb_id == 3)).scalar()
+        )
         assert row1.updated_at > row1.first_seen_at
-        genres2 = conn.execute(
-            select(schema.movie_genres.c.genre_id).where(schema.movie_genres.c.tmdb_id == 2)
-        ).scalars().all()
+        genres2 = (
+            conn.execute(
+                select(schema.movie_genres.c.genre_id).where(schema.movie_genres.c.tmdb_id == 2)
+            )
+            .scalars()
+            .all()
+        )
         assert genres2 == [35]
         assert conn.execute(select(m.c.year).where(m.c.tmdb_id == 3)).scalar() == 2001
 
@@ -138,7 +146,9 @@ def test_upsert_in_batches_and_duplicates_within_a_batch(store: Store) -> None:
     assert result.new == 50
     with store.read() as conn:
         assert conn.execute(text("SELECT count(*) FROM movies")).scalar() == 50
-        assert conn.execute(text("SELECT title FROM movies WHERE tmdb_id = 5")).scalar() == "last wins"
+        assert (
+            conn.execute(text("SELECT title FROM movies WHERE tmdb_id = 5")).scalar() == "last wins"
+        )
         assert conn.execute(text("SELECT count(*) FROM movie_genres")).scalar() == 100
 
 
@@ -148,18 +158,26 @@ def test_unknown_genre_ids_get_a_placeholder(store: Store) -> None:
     with store.read() as conn:
         row = conn.execute(text("SELECT name, origin FROM genres WHERE genre_id = 4242")).one()
         assert tuple(row) == ("Unknown (4242)", "unknown")
-        names = conn.execute(text("SELECT genres FROM movie_genre_names WHERE tmdb_id = 1")).scalar()
+        names = conn.execute(
+            text("SELECT genres FROM movie_genre_names WHERE tmdb_id = 1")
+        ).scalar()
         assert names == "Drama, Unknown (4242)"
     # a later genre list that knows the id renames it
     store.upsert_genres([Genre(4242, "Foreign", "patched")])
     with store.read() as conn:
-        assert conn.execute(text("SELECT origin FROM genres WHERE genre_id = 4242")).scalar() == "patched"
+        assert (
+            conn.execute(text("SELECT origin FROM genres WHERE genre_id = 4242")).scalar()
+            == "patched"
+        )
 
 
 def test_shared_imdb_ids_are_allowed(store: Store) -> None:
     store.upsert_movies([movie(1, imdb_id="tt0000001"), movie(2, imdb_id="tt0000001")])
     with store.read() as conn:
-        assert conn.execute(text("SELECT count(*) FROM movies WHERE imdb_id = 'tt0000001'")).scalar() == 2
+        assert (
+            conn.execute(text("SELECT count(*) FROM movies WHERE imdb_id = 'tt0000001'")).scalar()
+            == 2
+        )
 
 
 def test_mark_gone_and_fetched_since(store: Store) -> None:
@@ -195,7 +213,10 @@ def test_runs_and_failures(store: Store) -> None:
 def test_lock_is_exclusive_and_stale_locks_are_taken_over(store: Store) -> None:
     store.acquire_lock("scrape", run_id=1)
     other = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             from reelset.storage import Store
             from reelset.errors import LockedError
             s = Store({store.url!r})
@@ -204,8 +225,11 @@ def test_lock_is_exclusive_and_stale_locks_are_taken_over(store: Store) -> None:
             except LockedError as e:
                 print(e)
                 raise SystemExit(3)
-        """)],
-        capture_output=True, text=True, timeout=60,
+        """),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert other.returncode == 3, other.stderr
     assert "locked by run 1" in other.stdout and f"pid {os.getpid()}" in other.stdout
@@ -213,12 +237,23 @@ def test_lock_is_exclusive_and_stale_locks_are_taken_over(store: Store) -> None:
     assert store.lock_holder("scrape") is None
 
     # a lock held by a process that no longer exists is taken over
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     with store.write() as conn:
-        conn.execute(schema.run_lock.insert().values(
-            name="scrape", run_id=99, pid=int(dead.stdout), hostname=os.uname().nodename,
-            acquired_at=schema.utcnow(), heartbeat_at=schema.utcnow()))
+        conn.execute(
+            schema.run_lock.insert().values(
+                name="scrape",
+                run_id=99,
+                pid=int(dead.stdout),
+                hostname=os.uname().nodename,
+                acquired_at=schema.utcnow(),
+                heartbeat_at=schema.utcnow(),
+            )
+        )
     store.acquire_lock("scrape", run_id=100)
     holder = store.lock_holder("scrape")
     assert holder is not None and holder.run_id == 100 and holder.pid == os.getpid()
@@ -226,14 +261,22 @@ def test_lock_is_exclusive_and_stale_locks_are_taken_over(store: Store) -> None:
 
 def test_lock_held_elsewhere_recently_blocks(store: Store) -> None:
     with store.write() as conn:
-        conn.execute(schema.run_lock.insert().values(
-            name="scrape", run_id=5, pid=1, hostname="another-host",
-            acquired_at=schema.utcnow(), heartbeat_at=schema.utcnow()))
-    with pytest.raises(LockedError, match="run 5 .pid 1 on another-host"):
+        conn.execute(
+            schema.run_lock.insert().values(
+                name="scrape",
+                run_id=5,
+                pid=1,
+                hostname="another-host",
+                acquired_at=schema.utcnow(),
+                heartbeat_at=schema.utcnow(),
+            )
+        )
+    with pytest.raises(LockedError, match=r"run 5 \(pid 1 on another-host"):
         store.acquire_lock("scrape")
     with store.write() as conn:
-        conn.execute(schema.run_lock.update().values(
-            heartbeat_at=schema.utcnow() - dt.timedelta(hours=1)))
+        conn.execute(
+            schema.run_lock.update().values(heartbeat_at=schema.utcnow() - dt.timedelta(hours=1))
+        )
     store.acquire_lock("scrape")
 
 
@@ -274,8 +317,12 @@ WRITER = textwrap.dedent("""
 
 def test_two_processes_write_one_sqlite_store(sqlite_url: str) -> None:
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, sqlite_url, str(start)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, sqlite_url, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for start in (1, 100_001)
     ]
     for p in procs:
