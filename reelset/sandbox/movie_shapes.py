@@ -157,7 +157,9 @@ def normalize_record(raw: Mapping[str, Any]) -> Movie:
     fields = {k: v for k, v in raw.items() if k in DETAIL_FIELDS or k in EXTRA_RECORD_FIELDS}
     if "genre_ids" in fields and "genres" in fields:
         del fields["genre_ids"]
-    return movie_record(tmdb_id, title, **fields)
+    record = _defaults(tmdb_id, title)
+    apply_fields(record, fields)
+    return record
 
 
 def details(record: Mapping[str, Any]) -> Movie:

@@ -1,0 +1,46 @@
+"""A sliding-window request limiter: at most N accepted requests in any window of W seconds."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from reelset.ratespec import RateSpec
+
+
+class SlidingWindowLimiter:
+    """Admits a request when fewer than ``spec.requests`` were admitted in the last window.
+
+    Refused requests do not count. ``clock`` is injectable for tests of the arithmetic.
+    """
+
+    def __init__(self, spec: RateSpec, clock: Callable[[], float] = time.monotonic) -> None:
+        self.spec = spec
+        self._clock = clock
+        self._admitted: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> float | None:
+        """Admit one request (returns None) or return the seconds until one would be admitted."""
+        now = self._clock()
+        with self._lock:
+            horizon = now - self.spec.per_seconds
+            while self._admitted and self._admitted[0] <= horizon:
+                self._admitted.popleft()
+            if len(self._admitted) < self.spec.requests:
+                self._admitted.append(now)
+                return None
+            return max(self._admitted[0] + self.spec.per_seconds - now, 0.0)
+
+    def reset(self) -> None:
+        """Forget every admitted request."""
+        with self._lock:
+            self._admitted.clear()
+
+
+def retry_after_header(wait_seconds: float) -> str:
+    """The ``Retry-After`` value for a wait: whole seconds, rounded up, at least 1."""
+    return str(max(1, math.ceil(wait_seconds)))
