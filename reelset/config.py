@@ -141,10 +141,12 @@ class PosterSettings(_Section):
     rate_limit: str = "50/1s"
     timeout_s: float = Field(20.0, gt=0)
     max_retries: int = Field(3, ge=0, le=20)
+    backoff_initial_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(10.0, ge=0)
     max_bytes: int = Field(10_000_000, ge=1024)
     max_pixels: int = Field(40_000_000, ge=10_000)
     allowed_formats: list[str] = Field(default_factory=lambda: ["JPEG", "PNG", "WEBP"])
-    resize_max_side: int = Field(0, ge=0)
+    resize_max_side: int = Field(0, ge=0, le=10_000)
     resize_quality: int = Field(90, ge=1, le=100)
 
     @field_validator("rate_limit")
@@ -219,12 +221,29 @@ class ImdbSettings(_Section):
     title_types: list[str] = Field(default_factory=lambda: ["movie", "tvMovie"])
     cinemagoer_uri: str = ""
     timeout_s: float = Field(60.0, gt=0)
-    batch_size: int = Field(5000, ge=1)
+    max_retries: int = Field(5, ge=0, le=50)
+    backoff_initial_s: float = Field(1.0, ge=0)
+    batch_size: int = Field(5000, ge=1, le=1_000_000)
 
     @field_validator("datasets_base_url")
     @classmethod
     def _url(cls, value: str) -> str:
         return _check_http_url(value)
+
+    @field_validator("files")
+    @classmethod
+    def _files(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*\.tsv\.gz", name) or ".." in name:
+                raise ValueError(f"{name!r} is not a dataset file name (like title.basics.tsv.gz)")
+        return value
+
+    @field_validator("title_types")
+    @classmethod
+    def _title_types(cls, value: list[str]) -> list[str]:
+        if not value or any(not t or not t.isalnum() for t in value):
+            raise ValueError("must list IMDb title types like movie, tvMovie")
+        return value
 
 
 class SplitFractions(_Section):

@@ -1,0 +1,476 @@
+"""Reading IMDb's dataset files: streaming, fast, and forgiving of bad rows.
+
+IMDb's format: UTF-8, tab-separated, one header row, ``\\N`` for null, no quoting (a quote
+is a literal character), ``\\n`` line ends, optionally gzip-compressed. Files are streamed
+in chunks of decompressed bytes and never loaded whole.
+
+``title.basics`` has about 11 million rows of which only a few percent are movies, so
+rows are selected by their ``titleType`` with one regular expression over each chunk
+before any row is decoded or split: rows of other types cost almost nothing (and are
+not checked). Kept rows with the wrong column count, a bad id or a bad number are
+counted, sampled with their line numbers, and skipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import queue
+import re
+import threading
+import zlib
+from array import array
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+import numpy as np
+
+from reelset.errors import UsageError
+
+NULL = "\\N"
+BASICS_COLUMNS = (
+    "tconst",
+    "titleType",
+    "primaryTitle",
+    "originalTitle",
+    "isAdult",
+    "startYear",
+    "endYear",
+    "runtimeMinutes",
+    "genres",
+)
+RATINGS_COLUMNS = ("tconst", "averageRating", "numVotes")
+DATASET_HEADERS: dict[str, tuple[str, ...]] = {
+    "title.basics.tsv.gz": BASICS_COLUMNS,
+    "title.ratings.tsv.gz": RATINGS_COLUMNS,
+    "title.akas.tsv.gz": (
+        "titleId",
+        "ordering",
+        "title",
+        "region",
+        "language",
+        "types",
+        "attributes",
+        "isOriginalTitle",
+    ),
+    "title.crew.tsv.gz": ("tconst", "directors", "writers"),
+    "title.episode.tsv.gz": ("tconst", "parentTconst", "seasonNumber", "episodeNumber"),
+    "title.principals.tsv.gz": ("tconst", "ordering", "nconst", "category", "job", "characters"),
+    "name.basics.tsv.gz": (
+        "nconst",
+        "primaryName",
+        "birthYear",
+        "deathYear",
+        "primaryProfession",
+        "knownForTitles",
+    ),
+}
+"""The header row of each of IMDb's dataset files, by file name."""
+
+_T = TypeVar("_T")
+CHUNK_BYTES = 8 * 1024 * 1024
+MAX_SAMPLES = 5
+_MAX_HEADER_BYTES = 64 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class ImdbFileError(UsageError):
+    """An IMDb dataset file that cannot be used: unreadable, wrong header, broken gzip."""
+
+
+@dataclass
+class ParseStats:
+    """What reading one file found: data rows, rows kept, malformed rows (with samples)."""
+
+    file: str
+    rows: int = 0
+    kept: int = 0
+    malformed: int = 0
+    samples: list[str] = field(default_factory=list)
+
+    def bad(self, line_number: int, reason: str) -> None:
+        """Count a malformed row; keep the first few as ``file:line: reason``."""
+        self.malformed += 1
+        if len(self.samples) < MAX_SAMPLES:
+            self.samples.append(f"{self.file}:{line_number}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class BasicsRow:
+    """One parsed ``title.basics`` row (``number`` is the tconst's digits as an int)."""
+
+    number: int
+    imdb_id: str
+    title_type: str
+    primary_title: str | None
+    original_title: str | None
+    is_adult: bool | None
+    start_year: int | None
+    runtime_minutes: int | None
+    genres: tuple[str, ...]
+
+
+class MalformedRow(Exception):
+    """A data row that cannot be used; the message says why."""
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == _GZIP_MAGIC
+
+
+@contextmanager
+def open_dataset(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
+    """Open a dataset file, gzip or plain; yields ``(data stream, raw file)``.
+
+    The raw file's position tells how far through the file reading is (for progress).
+    """
+    try:
+        raw = path.open("rb")
+    except OSError as exc:
+        raise ImdbFileError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    try:
+        if raw.read(2) == _GZIP_MAGIC:
+            raw.seek(0)
+            stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+        else:
+            raw.seek(0)
+            stream = raw
+        with stream:
+            yield stream, raw
+    finally:
+        raw.close()
+
+
+def _read_error(path: Path, exc: BaseException) -> ImdbFileError:
+    if isinstance(exc, EOFError):
+        what = "the gzip data ends early (truncated file)"
+    elif isinstance(exc, (gzip.BadGzipFile, zlib.error)):
+        what = f"corrupt gzip data ({exc})"
+    else:
+        what = f"{exc.__class__.__name__}: {exc}"
+    return ImdbFileError(f"{path}: {what}; download it again")
+
+
+def read_header(stream: BinaryIO, path: Path, expected: tuple[str, ...]) -> bytes:
+    """Read the header row (returned) and raise :class:`ImdbFileError` unless it is ``expected``."""
+    try:
+        line = stream.readline(_MAX_HEADER_BYTES)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _read_error(path, exc) from None
+    text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+    if tuple(text.split("\t")) != expected:
+        shown = text if len(text) <= 120 else text[:117] + "..."
+        raise ImdbFileError(
+            f"{path}: not an IMDb {_kind(expected)} file: header is {shown!r}, "
+            f"expected {chr(9).join(expected)!r} (tab-separated)"
+        )
+    return line
+
+
+def _kind(expected: tuple[str, ...]) -> str:
+    for name, header in DATASET_HEADERS.items():
+        if header == expected:
+            return name.removesuffix(".tsv.gz")
+    return "dataset"
+
+
+def check_header(path: Path, expected: tuple[str, ...]) -> None:
+    """Open ``path`` and check its header row (raises :class:`ImdbFileError`)."""
+    with open_dataset(path) as (stream, _raw):
+        read_header(stream, path, expected)
+
+
+def iter_chunks(stream: BinaryIO, path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """Yield the rest of ``stream`` in chunks that each end at a line end (the last may not)."""
+    tail = b""
+    while True:
+        try:
+            data = stream.read(chunk_bytes)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _read_error(path, exc) from None
+        if not data:
+            break
+        data = tail + data if tail else data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            tail = data
+            continue
+        tail = data[cut + 1 :]
+        yield data[: cut + 1]
+    if tail:
+        yield tail
+
+
+def _number(text: str, name: str) -> int | None:
+    if text == NULL:
+        return None
+    if not (text.isdigit() and text.isascii()):
+        raise MalformedRow(f"{name} is not a whole number: {text[:40]!r}")
+    return int(text)
+
+
+def parse_basics_line(line: bytes) -> BasicsRow:
+    """Parse one ``title.basics`` data row (raises :class:`MalformedRow` with the reason)."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedRow("not valid UTF-8") from None
+    if text[-1:] == "\r":
+        text = text[:-1]
+    f = text.split("\t")
+    if len(f) != 9:
+        raise MalformedRow(f"{len(f)} columns, expected 9")
+    tconst, _, primary, original, adult, year, _, runtime, genres = f
+    digits = tconst[2:]
+    if tconst[:2] != "tt" or not (digits.isdigit() and digits.isascii()):
+        raise MalformedRow(f"not an IMDb title id: {tconst[:40]!r}")
+    if adult == "0":
+        is_adult: bool | None = False
+    elif adult == "1":
+        is_adult = True
+    elif adult == NULL:
+        is_adult = None
+    else:
+        raise MalformedRow(f"isAdult is {adult[:40]!r}, expected 0 or 1")
+    return BasicsRow(
+        int(digits),
+        tconst,
+        f[1],
+        None if primary == NULL else primary,
+        None if original == NULL else original,
+        is_adult,
+        None if year == NULL else _number(year, "startYear"),
+        None if runtime == NULL else _number(runtime, "runtimeMinutes"),
+        () if genres == NULL or not genres else tuple(x for x in genres.split(",") if x),
+    )
+
+
+def _prefetch(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
+    """Run ``items`` in a background thread, ``depth`` items ahead.
+
+    Decompressing releases the GIL, so reading the next chunk overlaps with parsing this
+    one. An exception in the thread is raised here; closing this generator stops it.
+    """
+    slots: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(entry: tuple[bool, object]) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((True, done))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((False, exc))
+
+    thread = threading.Thread(target=produce, name="imdb-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = slots.get()
+            if not ok:
+                assert isinstance(item, BaseException)
+                raise item
+            if item is done:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _positioned_chunks(
+    stream: BinaryIO, raw: BinaryIO, path: Path, chunk_bytes: int
+) -> Iterator[tuple[bytes, int]]:
+    for chunk in iter_chunks(stream, path, chunk_bytes):
+        yield chunk, raw.tell()
+
+
+def iter_basics(
+    path: Path,
+    title_types: list[str],
+    stats: ParseStats,
+    *,
+    on_bytes: Callable[[int], None] | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[BasicsRow]:
+    """Stream the ``title.basics`` rows of the given title types (header checked first).
+
+    ``on_bytes`` is called with how many more bytes of the (possibly compressed) file were
+    read, for progress. Malformed kept rows are recorded in ``stats`` and skipped.
+    """
+    if not title_types:
+        return
+    wanted = b"|".join(re.escape(t.encode("utf-8")) for t in title_types)
+    # A row whose second field is one of the wanted types: the others are never decoded.
+    # Anchored on the line end before the row (each chunk gets one prepended), which the
+    # regex engine finds much faster than a MULTILINE "^".
+    pattern = re.compile(rb"\n([^\t\n]*\t(?:" + wanted + rb")\t[^\n]*)")
+    with open_dataset(path) as (stream, raw):
+        read_header(stream, path, BASICS_COLUMNS)
+        line_number = 1  # the header
+        position = raw.tell()
+        for chunk, now in _prefetch(_positioned_chunks(stream, raw, path, chunk_bytes)):
+            buf = b"\n" + chunk  # buf[0] ends line `line_number`
+            counted_at, counted_line = 0, line_number
+            for match in pattern.finditer(buf):
+                try:
+                    row = parse_basics_line(match.group(1))
+                except MalformedRow as exc:
+                    start = match.start() + 1
+                    counted_line += buf.count(b"\n", counted_at, start)
+                    counted_at = start
+                    stats.bad(counted_line, str(exc))
+                    continue
+                stats.kept += 1
+                yield row
+            lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+            stats.rows += lines
+            line_number += lines
+            if on_bytes is not None:
+                on_bytes(now - position)
+                position = now
+
+
+class Ratings:
+    """IMDb ratings by title number, held compactly (sorted numpy arrays, ~20 bytes/title)."""
+
+    def __init__(self, numbers: np.ndarray, ratings: np.ndarray, votes: np.ndarray) -> None:
+        order = np.argsort(numbers, kind="stable")
+        numbers, ratings, votes = numbers[order], ratings[order], votes[order]
+        # Of duplicate ids the last row wins: keep the last of each run of equal ids.
+        keep = np.ones(len(numbers), dtype=bool)
+        if len(numbers) > 1:
+            keep[:-1] = numbers[1:] != numbers[:-1]
+        self.duplicates = int(len(numbers) - keep.sum())
+        self.numbers, self.ratings, self.votes = numbers[keep], ratings[keep], votes[keep]
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def lookup(self, numbers: list[int]) -> list[tuple[float, int] | None]:
+        """The ``(average_rating, num_votes)`` of each title number, or ``None``."""
+        if not numbers or not len(self.numbers):
+            return [None] * len(numbers)
+        wanted = np.asarray(numbers, dtype=np.int64)
+        pos = np.searchsorted(self.numbers, wanted)
+        pos_clipped = np.minimum(pos, len(self.numbers) - 1)
+        found = (self.numbers[pos_clipped] == wanted).tolist()
+        ratings = self.ratings[pos_clipped].tolist()
+        votes = self.votes[pos_clipped].tolist()
+        return [(ratings[i], votes[i]) if hit else None for i, hit in enumerate(found)]
+
+
+def _parse_rating(line: bytes) -> tuple[int, float, int]:
+    f = line.rstrip(b"\r").split(b"\t")
+    if len(f) != 3:
+        raise MalformedRow(f"{len(f)} columns, expected 3")
+    tconst, rating_text, votes_text = f
+    if not (tconst.startswith(b"tt") and tconst[2:].isdigit()):
+        raise MalformedRow(f"not an IMDb title id: {tconst[:40]!r}")
+    try:
+        rating = float(rating_text)
+    except ValueError:
+        raise MalformedRow(f"averageRating is {rating_text[:40]!r}") from None
+    if not (math.isfinite(rating) and 0.0 <= rating <= 10.0):
+        raise MalformedRow(f"averageRating {rating_text[:40]!r} is not between 0 and 10")
+    if not votes_text.isdigit():
+        raise MalformedRow(f"numVotes is {votes_text[:40]!r}")
+    return int(tconst[2:]), rating, int(votes_text)
+
+
+def read_ratings(
+    path: Path,
+    stats: ParseStats,
+    *,
+    on_bytes: Callable[[int], None] | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Ratings:
+    """Read a whole ``title.ratings`` file into :class:`Ratings` (header checked first)."""
+    numbers, ratings, votes = array("q"), array("d"), array("q")
+    with open_dataset(path) as (stream, raw):
+        read_header(stream, path, RATINGS_COLUMNS)
+        line_number = 1
+        position = raw.tell()
+        for chunk in iter_chunks(stream, path, chunk_bytes):
+            lines = chunk.split(b"\n")
+            if lines and lines[-1] == b"":
+                lines.pop()
+            for line in lines:
+                line_number += 1
+                stats.rows += 1
+                try:
+                    number, rating, vote = _parse_rating(line)
+                except MalformedRow as exc:
+                    stats.bad(line_number, str(exc))
+                    continue
+                numbers.append(number)
+                ratings.append(rating)
+                votes.append(vote)
+            if on_bytes is not None:
+                now = raw.tell()
+                on_bytes(now - position)
+                position = now
+    stats.kept = len(numbers)
+    return Ratings(
+        np.frombuffer(numbers, dtype=np.int64),
+        np.frombuffer(ratings, dtype=np.float64),
+        np.frombuffer(votes, dtype=np.int64),
+    )
+
+
+def verify_dataset_file(path: Path, expected: tuple[str, ...] | None) -> int:
+    """Decompress a downloaded ``.gz`` to its end and check its header; returns its size.
+
+    Raises :class:`ImdbFileError` for a file that is not gzip, is corrupt or truncated, or
+    whose first line is not ``expected`` (when given).
+    """
+    if not _is_gzip(path):
+        raise ImdbFileError(f"{path.name}: not a gzip file")
+    size = 0
+    with open_dataset(path) as (stream, _raw):
+        if expected is not None:
+            size = len(read_header(stream, path, expected))
+        try:
+            while True:
+                data = stream.read(CHUNK_BYTES)
+                if not data:
+                    break
+                size += len(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _read_error(path, exc) from None
+    return size
+
+
+__all__ = [
+    "BASICS_COLUMNS",
+    "DATASET_HEADERS",
+    "RATINGS_COLUMNS",
+    "BasicsRow",
+    "ImdbFileError",
+    "MalformedRow",
+    "ParseStats",
+    "Ratings",
+    "check_header",
+    "iter_basics",
+    "iter_chunks",
+    "open_dataset",
+    "parse_basics_line",
+    "read_header",
+    "read_ratings",
+    "verify_dataset_file",
+]
