@@ -1,16 +1,170 @@
-"""``reelset build`` and ``reelset datasets`` (placeholders until the builder lands)."""
+"""``reelset build`` and ``reelset datasets list|show|diff``.
+
+Exit codes: 0 success (also ``unchanged``); 1 ``datasets diff`` found split moves (a
+broken stability guarantee); 2 bad name, version, configuration or store; 3 another
+build of the same dataset is running; 130 interrupted (no version is left behind).
+"""
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
 import click
+
+from reelset.console import print_summary
+from reelset.errors import Interrupted
+
+if TYPE_CHECKING:
+    from reelset.cli import App
+    from reelset.config import Settings
+    from reelset.dataset.build import BuildResult
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Interrupted` so a stopped build cleans up after itself."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted("build interrupted by SIGTERM; no version was written")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.command("build")
-def build_command() -> None:
-    """Build a dataset (not implemented yet)."""
-    raise click.UsageError("`reelset build` is not implemented yet")
+@click.option("--name", help="Dataset name (default: [build] name).")
+@click.option("--dry-run", is_flag=True, help="Do every step and report; write nothing.")
+@json_option
+@click.pass_obj
+def build_command(app: App, name: str | None, dry_run: bool, as_json: bool) -> int:
+    """Build the next version of a dataset from the store (never the network).
+
+    Dedupe, filter, label and split the store's movies as [build] says, then write
+    <output_dir>/<name>/vNNNN/ and move LATEST to it. When nothing changed since the
+    latest version (same fingerprint), no version is made and the status is `unchanged`.
+    """
+    from reelset.dataset.build import build_dataset
+
+    with _sigterm_interrupts():
+        result = build_dataset(app.settings, name=name, dry_run=dry_run)
+    _print_build(result, as_json)
+    return 0
+
+
+def _print_build(result: BuildResult, as_json: bool) -> None:
+    summary = result.summary()
+    if not as_json:
+        summary["removed"] = {k: v for k, v in result.removed.items() if v} or "none"
+    title = {
+        "built": f"dataset {result.name} {result.version} built",
+        "unchanged": f"dataset {result.name} unchanged (still {result.version})",
+        "dry-run": f"dataset {result.name}: dry run (would be {result.version}; nothing written)",
+    }[result.status]
+    print_summary(title, summary, as_json=as_json)
 
 
 @click.group("datasets")
 def datasets_group() -> None:
-    """List and compare built datasets (not implemented yet)."""
+    """List, show and compare built datasets."""
+
+
+@datasets_group.command("list")
+@json_option
+@click.pass_obj
+def datasets_list(app: App, as_json: bool) -> int:
+    """List the datasets in [build] output_dir with their versions."""
+    from reelset.dataset.catalog import list_datasets
+
+    found = list_datasets(app.settings.output_dir)
+    if as_json:
+        print_summary("datasets", {"datasets": found}, as_json=True)
+        return 0
+    summary: dict[str, Any] = {
+        d["name"]: {
+            "latest": d["latest"],
+            "versions": d["versions"],
+            "rows": d["rows"],
+            "labels": d["labels"],
+            "created_at": d["created_at"],
+        }
+        for d in found
+    }
+    print_summary(
+        f"datasets in {app.settings.output_dir}" if found else "no datasets built yet",
+        summary,
+    )
+    return 0
+
+
+@datasets_group.command("show")
+@click.argument("ref", metavar="NAME[@vN]")
+@json_option
+@click.pass_obj
+def datasets_show(app: App, ref: str, as_json: bool) -> int:
+    """Show a dataset version: rows, labels with counts per split, removals."""
+    from reelset.dataset.catalog import show
+
+    _print_show(show(app.settings.output_dir, ref), as_json)
+    return 0
+
+
+def _print_show(info: dict[str, Any], as_json: bool) -> None:
+    if not as_json:
+        info["labels"] = {
+            name: f"{c['all']:,} (train {c['train']:,}, validation {c['validation']:,}, "
+            f"test {c['test']:,})"
+            for name, c in info["labels"].items()
+        }
+        info["removed"] = info["removed"] or "none"
+        info["dropped_genres"] = info["dropped_genres"] or "none"
+    print_summary(f"dataset {info['name']} {info['version']}", info, as_json=as_json)
+
+
+@datasets_group.command("diff")
+@click.argument("ref_a", metavar="NAME@vA")
+@click.argument("ref_b", metavar="NAME@vB")
+@json_option
+@click.pass_obj
+def datasets_diff(app: App, ref_a: str, ref_b: str, as_json: bool) -> int:
+    """Movies added, removed and relabelled between two versions; split moves (exit 1)."""
+    from reelset.dataset.catalog import diff
+
+    result = diff(app.settings.output_dir, ref_a, ref_b)
+    print_summary(f"{result['from']} -> {result['to']}", result, as_json=as_json)
+    if result["split_moves"]:
+        click.echo(
+            f"reelset: {result['split_moves']} movie(s) changed split between the versions",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+def demo_build(settings: Settings | None = None) -> int:
+    """``make demo``'s last step: build the dataset from the store, print it; exit code 0.
+
+    ``settings`` defaults to the configured ones. Raises :class:`ReelsetError` like the
+    command does (e.g. an empty store: "nothing to build").
+    """
+    from reelset.config import load_settings
+    from reelset.dataset.build import build_dataset
+    from reelset.dataset.catalog import show
+
+    settings = settings or load_settings()
+    result = build_dataset(settings)
+    _print_build(result, as_json=False)
+    _print_show(show(settings.output_dir, f"{result.name}@{result.version}"), as_json=False)
+    return 0

@@ -1,0 +1,39 @@
+"""Versioned training datasets built from the store (``reelset build``), and their loaders.
+
+Training code::
+
+    from reelset.dataset import load, load_labels
+    train = load("genres", split="train")          # latest version, pandas DataFrame
+    labels = load_labels("genres")                  # multi-hot order
+
+Builds: :func:`build_dataset` (what ``reelset build`` runs). The on-disk format is
+documented in :func:`reelset.dataset.publish.format_doc`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from reelset.dataset.load import dataset_dir, load, load_arrow, load_labels, load_manifest
+
+if TYPE_CHECKING:
+    from reelset.dataset.build import BuildResult, build_dataset
+
+__all__ = [
+    "BuildResult",
+    "build_dataset",
+    "dataset_dir",
+    "load",
+    "load_arrow",
+    "load_labels",
+    "load_manifest",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The builder pulls in the store and scikit-learn: import it only when asked for.
+    if name in ("build_dataset", "BuildResult"):
+        from reelset.dataset import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module 'reelset.dataset' has no attribute {name!r}")

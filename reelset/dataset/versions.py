@@ -1,0 +1,144 @@
+"""Dataset names, version folders and the ``LATEST`` pointer.
+
+Layout: ``<output_dir>/<name>/v0001/``, ``v0002/``, ... and ``<output_dir>/<name>/LATEST``
+(one line, e.g. ``v0002``). A version folder appears complete or not at all: a build
+writes into ``<output_dir>/<name>/.staging-<version>-<pid>/`` and renames it at the end;
+then ``LATEST`` is replaced atomically (temp file + ``os.replace``). Folders whose name
+starts with a dot are never versions.
+
+References on the command line: ``NAME`` (its latest version), ``NAME@v3``,
+``NAME@v0003``, ``NAME@3`` or ``NAME@latest``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from reelset.errors import UsageError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+VERSION_RE = re.compile(r"^v(\d{4,})$")
+LATEST_FILE = "LATEST"
+MANIFEST_FILE = "manifest.json"
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a valid dataset name, else :class:`UsageError`."""
+    if not NAME_RE.match(name or ""):
+        raise UsageError(
+            f"invalid dataset name {name!r}: use letters, digits, '.', '_' or '-' (max 100)"
+        )
+    return name
+
+
+def format_version(number: int) -> str:
+    """``v0003`` for 3."""
+    return f"v{number:04d}"
+
+
+def parse_version(text: str) -> int:
+    """3 for ``v3``, ``v0003`` or ``3``; :class:`UsageError` otherwise."""
+    raw = text.strip()
+    match = re.fullmatch(r"[vV]?(\d{1,9})", raw)
+    if not match or int(match.group(1)) < 1:
+        raise UsageError(f"invalid version {text!r}: expected v1, v0001 or latest")
+    return int(match.group(1))
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """``NAME[@VERSION]`` -> (name, version text or None for latest)."""
+    name, sep, version = ref.partition("@")
+    check_name(name)
+    if sep and not version:
+        raise UsageError(f"invalid dataset reference {ref!r}: nothing after '@'")
+    if not sep or version.lower() == "latest":
+        return name, None
+    return name, format_version(parse_version(version))
+
+
+def versions(root: Path) -> list[str]:
+    """The complete versions of a dataset folder, oldest first."""
+    if not root.is_dir():
+        return []
+    found = [
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and VERSION_RE.match(p.name) and (p / MANIFEST_FILE).is_file()
+    ]
+    return sorted(found, key=lambda v: int(v[1:]))
+
+
+def latest(root: Path) -> str | None:
+    """The version ``LATEST`` names, or the newest version folder if it names none."""
+    pointer = root / LATEST_FILE
+    try:
+        named = pointer.read_text(encoding="utf-8").strip()
+    except OSError:
+        named = ""
+    if VERSION_RE.match(named) and (root / named / MANIFEST_FILE).is_file():
+        return named
+    found = versions(root)
+    return found[-1] if found else None
+
+
+def next_version(root: Path) -> str:
+    """The version a new build of this dataset gets."""
+    numbers = [int(p.name[1:]) for p in root.iterdir() if VERSION_RE.match(p.name)] if (
+        root.is_dir()
+    ) else []
+    return format_version(max(numbers, default=0) + 1)
+
+
+def write_latest(root: Path, version: str) -> None:
+    """Point ``LATEST`` at ``version`` atomically."""
+    tmp = root / f".{LATEST_FILE}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(version + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, root / LATEST_FILE)
+    fsync_dir(root)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in ``path`` durable (best effort)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def resolve(output_dir: Path, name: str, version: str | None) -> tuple[str, Path]:
+    """(version, folder) of ``name`` at ``version`` (None or "latest": the latest)."""
+    check_name(name)
+    root = output_dir / name
+    if not root.is_dir():
+        raise UsageError(f"no dataset named {name!r} in {output_dir}")
+    if version is None or version.lower() == "latest":
+        found = latest(root)
+        if found is None:
+            raise UsageError(f"dataset {name!r} has no complete version in {root}")
+        return found, root / found
+    wanted = format_version(parse_version(version))
+    if not (root / wanted / MANIFEST_FILE).is_file():
+        have = ", ".join(versions(root)) or "none"
+        raise UsageError(f"dataset {name!r} has no version {wanted} (versions: {have})")
+    return wanted, root / wanted
+
+
+def dataset_names(output_dir: Path) -> list[str]:
+    """Names of the datasets with at least one complete version, sorted."""
+    if not output_dir.is_dir():
+        return []
+    return sorted(
+        p.name for p in output_dir.iterdir() if p.is_dir() and NAME_RE.match(p.name)
+        and versions(p)
+    )
