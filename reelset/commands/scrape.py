@@ -1,11 +1,106 @@
-"""``reelset scrape`` (placeholder until the scraper lands)."""
+"""``reelset scrape``: fetch TMDB movies into the store (see ``reelset.scraper.job``)."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
+
+from reelset.console import print_summary
+from reelset.errors import UsageError
+from reelset.scraper.discovery import STRATEGIES, read_ids_file
+from reelset.scraper.job import ScrapeOptions, run_scrape, stop_on_signals
+
+if TYPE_CHECKING:
+    from reelset.cli import App
+
+log = logging.getLogger(__name__)
 
 
 @click.command("scrape")
-def scrape_command() -> None:
-    """Scrape TMDB into the store (not implemented yet)."""
-    raise click.UsageError("`reelset scrape` is not implemented yet")
+@click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES),
+    default="export",
+    show_default=True,
+    help="How movies are found: popular pages, discover by release date, the daily ID "
+    "export (every movie), ids from a file, or changes since the last changes run.",
+)
+@click.option(
+    "--from",
+    "ids_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --strategy ids: a file of TMDB ids or IMDb ids (tt...), one a line.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Stop after this many movies from discovery (skipped fresh ones included).",
+)
+@click.option(
+    "--min-popularity",
+    type=click.FloatRange(min=0),
+    help="Leave out movies listed with a lower popularity (popular, discover, export).",
+)
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Fetch movies again even if fetched within tmdb.refresh_after_days.",
+)
+@click.option(
+    "--retry-failures",
+    is_flag=True,
+    help="Only retry the open failures of earlier runs (no discovery).",
+)
+@click.option("--no-posters", is_flag=True, help="Do not download posters after the scrape.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+def scrape_command(
+    app: App,
+    strategy: str,
+    ids_file: Path | None,
+    limit: int | None,
+    min_popularity: float | None,
+    refresh: bool,
+    retry_failures: bool,
+    no_posters: bool,
+    as_json: bool,
+) -> int:
+    """Scrape TMDB into the store: one request per movie, rate limited, resumable.
+
+    Exit codes: 0 done; 1 done with failures recorded (retried next run); 2 usage or
+    configuration error; 3 another run holds the store's lock; 4 TMDB refused the
+    credentials; 130 interrupted (the next run resumes).
+    """
+    if strategy == "ids" and ids_file is None:
+        raise UsageError("--strategy ids needs --from FILE")
+    if strategy != "ids" and ids_file is not None:
+        raise UsageError("--from FILE only goes with --strategy ids")
+    if ids_file is not None:
+        read_ids_file(ids_file)  # a bad line is a usage error before anything else
+    settings = app.settings
+    options = ScrapeOptions(
+        strategy=strategy,
+        ids_file=ids_file,
+        limit=limit,
+        min_popularity=min_popularity,
+        refresh=refresh,
+        retry_failures=retry_failures,
+        posters=not no_posters,
+    )
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        result = run_scrape(settings, options, stop=stop)
+    title = f"scrape run {result.run_id}: {result.status}"
+    print_summary(title, result.summary, as_json=as_json)
+    if result.status == "interrupted":
+        log.warning("interrupted: the next `reelset scrape` resumes from the last checkpoint")
+    elif result.status == "partial":
+        log.warning(
+            "%d movies failed; they are in fetch_failures and retried first next run",
+            result.summary["movies"]["failed"],
+        )
+    return result.exit_code

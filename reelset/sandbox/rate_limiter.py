@@ -25,8 +25,10 @@ class SlidingWindowLimiter:
 
     def try_acquire(self) -> float | None:
         """Admit one request (returns None) or return the seconds until one would be admitted."""
-        now = self._clock()
         with self._lock:
+            # Read the clock under the lock: a time read before waiting for it could be
+            # older than an admission recorded meanwhile and refuse a request that fits.
+            now = self._clock()
             horizon = now - self.spec.per_seconds
             while self._admitted and self._admitted[0] <= horizon:
                 self._admitted.popleft()

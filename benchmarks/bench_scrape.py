@@ -1,0 +1,176 @@
+"""Benchmark: the scraper against a TMDB sandbox with 50 ms latency and a 50/1s limit.
+
+Measured side by side in one run, against the same sandbox (in its own process, started
+with ``python -m reelset.sandbox serve --synthetic N --rate 50/1s --latency-ms 50``):
+
+  * reelset: ``reelset scrape --strategy export`` (in-process ``run_scrape``) of every
+    movie of the daily export (~2,000), ``[tmdb] rate_limit = "50/1s"``, 8 workers, a fresh
+    SQLite store, no posters. Reported: the achieved request rate / the limit (target
+    >= 0.95), requests per movie (target <= 1.05), 429s received (target 0), movies/s.
+  * the notebooks' way: ``tmdbsimple`` sequentially, per movie a look-up (``/find`` by
+    IMDb id: the sandbox has no ``/search``, and it is the same one request) plus the
+    details, then ``time.sleep(1)``; 100 movies. Reported: movies/s.
+
+The rate is the rate-limited requests (genres + movies + retries) over the wall time of
+the scrape (store opening and the export download included).
+
+Usage: ``.venv/bin/python benchmarks/bench_scrape.py [--movies 2000] [--baseline 100]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+RATE = "50/1s"
+LATENCY_MS = 50
+
+
+def start_sandbox(movies: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """The sandbox in its own process; returns it and the URLs/key it prints."""
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "reelset.sandbox", "serve",
+            "--synthetic", str(movies), "--seed", "0",
+            "--rate", RATE, "--latency-ms", str(LATENCY_MS), "--port", "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    info: dict[str, str] = {}
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        match = re.match(r"^(API base URL|Exports base URL|API key):\s+(\S+)", line)
+        if match:
+            info[match.group(1)] = match.group(2)
+        if line.startswith("Serving"):
+            break
+    if len(info) != 3:
+        proc.kill()
+        raise SystemExit(f"the sandbox did not start: {info}")
+    # Keep draining its output so it never blocks on a full pipe.
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
+    return proc, info
+
+
+def run_reelset(info: dict[str, str], work: Path) -> dict[str, float]:
+    from reelset.config import settings_from_dict
+    from reelset.scraper.job import ScrapeOptions, run_scrape
+
+    os.environ["TMDB_API_KEY"] = info["API key"]
+    settings = settings_from_dict(
+        {
+            "storage": {"url": f"sqlite:///{work / 'reelset.db'}"},
+            "tmdb": {
+                "api_base_url": info["API base URL"],
+                "exports_base_url": info["Exports base URL"],
+                "rate_limit": RATE,
+                "max_workers": 8,
+            },
+            "posters": {"enabled": False},
+        },
+        base_dir=work,
+    )
+    result = run_scrape(settings, ScrapeOptions(strategy="export", posters=False))
+    summary = result.summary
+    movies = summary["movies"]["fetched"] + summary["movies"]["gone"]
+    limited = summary["requests"] - 1  # the export file is not an API request
+    seconds = summary["scrape_s"]
+    return {
+        "status_ok": float(result.status == "succeeded"),
+        "movies": movies,
+        "requests": summary["requests"],
+        "seconds": seconds,
+        "rate": limited / seconds,
+        "requests_per_movie": summary["requests"] / movies,
+        "throttled": summary["throttled_429"],
+        "movies_per_s": movies / seconds,
+    }
+
+
+def run_notebook_way(info: dict[str, str], count: int) -> dict[str, float]:
+    """tmdbsimple as the notebooks use it: sequential, look-up + details, sleep(1)."""
+    import tmdbsimple as tmdb
+
+    from reelset.sandbox.synthetic import synthetic_imdb_id, synthetic_record
+
+    tmdb.API_KEY = info["API key"]
+    base = info["API base URL"]
+    started = time.perf_counter()
+    done = 0
+    requests_sent = 0
+    for index in range(count):
+        imdb_id = synthetic_imdb_id(0, index)
+        if imdb_id:
+            find = tmdb.Find(imdb_id)
+            find.base_uri = base
+            results = find.info(external_source="imdb_id")["movie_results"]
+            requests_sent += 1
+            tmdb_id = results[0]["id"] if results else synthetic_record(0, index)["id"]
+        else:
+            tmdb_id = synthetic_record(0, index)["id"]
+        movie = tmdb.Movies(tmdb_id)
+        movie.base_uri = base
+        movie.info()
+        requests_sent += 1
+        done += 1
+        time.sleep(1)
+    seconds = time.perf_counter() - started
+    return {"movies": done, "requests": requests_sent, "seconds": seconds,
+            "movies_per_s": done / seconds}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--movies", type=int, default=2000, help="catalog size (export)")
+    parser.add_argument("--baseline", type=int, default=100, help="movies, notebooks' way")
+    args = parser.parse_args()
+
+    proc, info = start_sandbox(args.movies)
+    try:
+        with tempfile.TemporaryDirectory(prefix="reelset-bench-scrape-") as tmp:
+            ours = run_reelset(info, Path(tmp))
+        time.sleep(1.1)  # let the sandbox's sliding window empty
+        base = run_notebook_way(info, args.baseline)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    limit = 50.0
+    print(f"sandbox: {LATENCY_MS} ms latency, rate limit {RATE}, synthetic catalog")
+    print(
+        f"reelset scrape --strategy export: {ours['movies']:.0f} movies, "
+        f"{ours['requests']:.0f} requests in {ours['seconds']:.1f} s"
+    )
+    print(f"  achieved rate / limit:   {ours['rate']:.2f} / {limit:.0f} = "
+          f"{ours['rate'] / limit:.3f}   (target >= 0.95)")
+    print(f"  requests per movie:      {ours['requests_per_movie']:.3f}   (target <= 1.05)")
+    print(f"  429s received:           {ours['throttled']:.0f}   (target 0)")
+    print(f"  movies/s:                {ours['movies_per_s']:.2f}")
+    print(
+        f"notebooks' way (tmdbsimple, sequential, look-up + details + sleep(1)): "
+        f"{base['movies']:.0f} movies in {base['seconds']:.1f} s"
+    )
+    print(f"  movies/s:                {base['movies_per_s']:.3f}")
+    speedup = ours["movies_per_s"] / base["movies_per_s"]
+    print(f"speed-up (movies/s, reelset / notebooks): {speedup:.1f}x")
+    ok = (
+        ours["rate"] / limit >= 0.95
+        and ours["requests_per_movie"] <= 1.05
+        and ours["throttled"] == 0
+        and ours["status_ok"] == 1.0
+    )
+    print("targets met" if ok else "TARGETS NOT MET")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
