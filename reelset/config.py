@@ -146,6 +146,7 @@ class PosterSettings(_Section):
     max_bytes: int = Field(10_000_000, ge=1024)
     max_pixels: int = Field(40_000_000, ge=10_000)
     allowed_formats: list[str] = Field(default_factory=lambda: ["JPEG", "PNG", "WEBP"])
+    verify_processes: int = Field(-1, ge=-1, le=64)
     resize_max_side: int = Field(0, ge=0, le=10_000)
     resize_quality: int = Field(90, ge=1, le=100)
 

@@ -1,0 +1,303 @@
+"""Benchmark: 2,000 w500 posters from the sandbox image server (20 ms latency per image).
+
+Measured side by side in one run, against the same server and the same URLs:
+
+  * reelset: ``download_posters`` = stream + verify completely with Pillow + sha256 +
+    perceptual hash + atomic content-addressed write (fsync) + posters rows in SQLite;
+  * img2dataset (the standard bulk image downloader), installed in its own virtual
+    environment ``benchmarks/.venv-img2dataset`` (created here on first use with
+    ``python -m venv`` and ``pip install img2dataset``; never a reelset dependency),
+    configured to do comparable work: ``resize_mode="no"``, ``skip_reencode=True`` (each
+    image is decoded with OpenCV and its original bytes kept), ``compute_hash="sha256"``,
+    ``output_format="files"``, no EXIF extraction.
+
+Both get the same concurrency budget: ``--concurrency`` simultaneous downloads (default
+16). reelset runs them as threads of one process (``[posters] max_workers``, politeness
+limit lifted), decoding and hashing in its verifier processes (``verify_processes``: auto,
+one per CPU); img2dataset as ``--i2d-processes`` processes (default 2, one per core
+here) x ``concurrency / processes`` threads, as it is meant to run, and also as one
+process with all threads. The server runs in its own process with every picture
+rendered and cached before the clock starts, so neither tool pays for rendering.
+
+Each tool runs ``--rounds`` times (default 3), interleaved, each time into a fresh folder
+(and store); medians are reported, as the machine may be shared. Reported: images/s (wall
+time of the download call, without interpreter start-up), CPU/img (user+system CPU time
+of the tool's processes during the download per image; the server's is not included),
+peak RSS (sum over the tool's process tree, sampled every 20 ms), and the ratio. Target:
+reelset >= img2dataset with verification on.
+
+Usage: ``.venv/bin/python benchmarks/bench_posters.py [--posters 2000] [--latency-ms 20]
+[--concurrency 16] [--i2d-processes 2] [--rounds 3] [--skip-img2dataset]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+I2D_VENV = HERE / ".venv-img2dataset"
+
+SERVER = r"""
+import sys
+from reelset.sandbox import Catalog, Sandbox
+from reelset.sandbox.poster_render import PictureCache
+
+n, latency_ms = int(sys.argv[1]), float(sys.argv[2])
+catalog = Catalog.synthetic(n, seed=7)
+sb = Sandbox(catalog=catalog, rate=None, latency_ms=0, image_latency_ms=latency_ms)
+sb._pictures = PictureCache(max_bytes=1 << 30)  # hold every picture: no re-rendering
+sb.start()
+paths = [catalog.record(i)["poster_path"] for i in catalog.ids()]
+print(sb.image_base_url, flush=True)
+for path in paths:
+    if path:
+        print(path, flush=True)
+print("END", flush=True)
+sys.stdin.read()  # serve until the benchmark closes our stdin
+sb.stop()
+"""
+
+REELSET = r"""
+import json, os, sys, time
+from pathlib import Path
+from reelset.config import settings_from_dict
+from reelset.scraper.posters import download_posters, verify_processes_for
+from reelset.storage import MovieRecord, Store
+
+work, base, workers = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+paths = Path(sys.argv[4]).read_text().split()
+store = Store(f"sqlite:///{work / 'reelset.db'}")
+store.upgrade()
+store.upsert_movies(
+    [MovieRecord(tmdb_id=i + 1, title=f"m{i}", poster_path=p) for i, p in enumerate(paths)]
+)
+settings = settings_from_dict(
+    {
+        "storage": {"posters_dir": str(work / "posters")},
+        "tmdb": {"poster_size": "w500"},
+        "posters": {"max_workers": workers, "rate_limit": "1000000/1s"},
+    },
+    base_dir=work,
+)
+cpu0, started = os.times(), time.perf_counter()
+summary = download_posters(store, settings, image_base_url=base, show_progress=False)
+elapsed, cpu1 = time.perf_counter() - started, os.times()
+cpu = sum(cpu1[:4]) - sum(cpu0[:4])
+processes = verify_processes_for(settings, len(paths))
+print(json.dumps({"elapsed": elapsed, "ok": summary.ok, "cpu": cpu, "processes": processes}))
+"""
+
+IMG2DATASET = r"""
+import json, math, os, sys, time
+from pathlib import Path
+os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+from img2dataset import download
+
+urls, out, processes, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+n = sum(1 for _ in open(urls))
+cpu0, started = os.times(), time.perf_counter()
+download(
+    url_list=urls, input_format="txt", output_folder=out, output_format="files",
+    processes_count=processes, thread_count=threads,
+    number_sample_per_shard=math.ceil(n / processes), resize_mode="no", skip_reencode=True,
+    encode_format="jpg", compute_hash="sha256", extract_exif=False, timeout=20, retries=3,
+    distributor="multiprocessing", enable_wandb=False,
+)
+elapsed, cpu1 = time.perf_counter() - started, os.times()
+cpu = sum(cpu1[:4]) - sum(cpu0[:4])  # user + system, of this process and its children
+ok = sum(json.loads(p.read_text())["successes"] for p in Path(out).glob("*_stats.json"))
+print(json.dumps({"elapsed": elapsed, "ok": ok, "cpu": cpu}))
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured run of a tool."""
+
+    label: str
+    elapsed: float
+    ok: int
+    peak: int
+    cpu: float
+
+
+def ensure_img2dataset() -> Path:
+    """The img2dataset virtual environment's python, created on first use."""
+    python = I2D_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {I2D_VENV} and installing img2dataset (first run only)...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(I2D_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "img2dataset"], check=True)
+    return python
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            ppid, pages = int(fields[1]), int(fields[21])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+        rss[int(entry)] = pages * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo.extend(children.get(p, []))
+    return total
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict, int]:
+    """Run ``cmd`` (which prints one JSON line last); returns its result and peak tree RSS."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        sys.stderr.write(err.decode(errors="replace")[-3000:])
+        raise SystemExit(f"{cmd[0]} failed with exit code {proc.returncode}")
+    return json.loads(out.decode().strip().splitlines()[-1]), peak
+
+
+def warm_up(urls: list[str], workers: int) -> None:
+    """Fetch every URL once, so the server has rendered and cached every picture."""
+
+    def get(url: str) -> int:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            return len(r.read())
+
+    with ThreadPoolExecutor(workers) as pool:
+        sizes = list(pool.map(get, urls))
+    print(f"warm-up: {len(sizes)} posters, {sum(sizes) / len(sizes) / 1024:.1f} KiB on average")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--posters", type=int, default=2000)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--i2d-processes", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per tool")
+    parser.add_argument("--skip-img2dataset", action="store_true")
+    args = parser.parse_args()
+    i2d_python = None if args.skip_img2dataset else ensure_img2dataset()
+
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(int(args.posters * 1.05) + 50), str(args.latency_ms)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        base = server.stdout.readline().strip()
+        paths = []
+        for line in server.stdout:
+            if line.strip() == "END":
+                break
+            paths.append(line.strip())
+        paths = paths[: args.posters]
+        assert len(paths) == args.posters, "catalog too small"
+        urls = [f"{base}w500{p}" for p in paths]
+        warm_up(urls, args.concurrency)
+        with tempfile.TemporaryDirectory(prefix="bench-posters-") as tmp:
+            work = Path(tmp)
+            (work / "paths.txt").write_text("\n".join(paths) + "\n")
+            (work / "urls.txt").write_text("\n".join(urls) + "\n")
+            results: list[Run] = []
+
+            def reelset_run() -> None:
+                run_dir = work / f"reelset{len(results)}"
+                run_dir.mkdir()
+                res, peak = run_measured(
+                    [sys.executable, "-c", REELSET, str(run_dir), base,
+                     str(args.concurrency), str(work / "paths.txt")]
+                )
+                label = (
+                    f"reelset ({args.concurrency} threads + {res['processes']} verifier proc, "
+                    "verify+phash+fsync+SQLite)"
+                )
+                results.append(Run(label, res["elapsed"], res["ok"], peak, res["cpu"]))
+
+            def i2d_run(processes: int) -> None:
+                assert i2d_python is not None
+                out = work / f"i2d-{processes}-{len(results)}"
+                threads = max(1, args.concurrency // processes)
+                env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+                res, peak = run_measured(
+                    [str(i2d_python), "-c", IMG2DATASET, str(work / "urls.txt"), str(out),
+                     str(processes), str(threads)],
+                    env=env,
+                )
+                label = f"img2dataset ({processes} proc x {threads} threads, decode+sha256)"
+                results.append(Run(label, res["elapsed"], res["ok"], peak, res["cpu"]))
+
+            # Interleaved rounds: the machine's other load hits every tool alike.
+            for _ in range(args.rounds):
+                reelset_run()
+                if i2d_python is not None:
+                    i2d_run(args.i2d_processes)
+                    if args.i2d_processes != 1:
+                        i2d_run(1)
+    finally:
+        if server.stdin:
+            server.stdin.close()
+        server.wait(timeout=30)
+
+    print(
+        f"\n{args.posters} posters (w500, 500x750 JPEG), image latency {args.latency_ms:g} ms, "
+        f"concurrency {args.concurrency}, {os.cpu_count()} CPUs\n"
+    )
+    print(f"{'tool':<66} {'images/s: median (runs)':>26} {'ok':>5} {'CPU/img':>8} {'peak RSS':>9}")
+    medians: dict[str, float] = {}
+    for label in dict.fromkeys(r.label for r in results):
+        runs = [r for r in results if r.label == label]
+        rates = [r.ok / r.elapsed for r in runs]
+        medians[label] = statistics.median(rates)
+        cpu_ms = statistics.median(1000 * r.cpu / max(r.ok, 1) for r in runs)
+        rates_text = f"{medians[label]:.1f} ({', '.join(f'{x:.0f}' for x in rates)})"
+        print(
+            f"{label:<66} {rates_text:>26} {min(r.ok for r in runs):5d} {cpu_ms:6.1f}ms "
+            f"{max(r.peak for r in runs) / 2**20:6.0f} MB"
+        )
+    ours = [v for k, v in medians.items() if k.startswith("reelset")]
+    theirs = {k: v for k, v in medians.items() if k.startswith("img2dataset")}
+    if theirs:
+        best = max(theirs.values())
+        print(
+            f"\nratio reelset / best img2dataset configuration (medians): {ours[0] / best:.2f}"
+            " (target >= 1.0)"
+        )
+
+
+if __name__ == "__main__":
+    main()

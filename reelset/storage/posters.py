@@ -1,0 +1,216 @@
+"""The ``posters`` table: one row per movie, written by the poster downloader.
+
+Store-side functions taking a :class:`~reelset.storage.store.Store`: which movies need a
+poster download, batch upserts of poster rows, and the rows ``reelset posters verify``
+checks. Statuses: ``ok`` (a verified file), ``failed`` (could not be downloaded; retried
+by the next ``reelset posters``), ``rejected`` (downloaded but not kept, or an invalid
+``poster_path``; the reason is in ``error``) and ``missing`` (TMDB has no poster).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from reelset.storage import schema
+from reelset.storage.store import Store
+
+POSTER_STATUSES = ("ok", "failed", "rejected", "missing")
+_ID_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class PosterTarget:
+    """A movie whose poster should be downloaded, with what its row says so far."""
+
+    tmdb_id: int
+    poster_path: str | None
+    previous_status: str | None = None
+    previous_poster_path: str | None = None
+    previous_attempts: int = 0
+
+
+@dataclass(frozen=True)
+class PosterRow:
+    """One row of the ``posters`` table."""
+
+    tmdb_id: int
+    status: str
+    poster_path: str | None = None
+    sha256: str | None = None
+    file_path: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    mode: str | None = None
+    bytes: int | None = None
+    phash: str | None = None
+    source_url: str | None = None
+    resized_file_path: str | None = None
+    resized_width: int | None = None
+    resized_height: int | None = None
+    error: str | None = None
+    attempts: int = 0
+    downloaded_at: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in POSTER_STATUSES:
+            raise ValueError(f"unknown poster status {self.status!r}")
+
+
+def _needs_fetch(retry_rejected: bool) -> ColumnElement[bool]:
+    m, p = schema.movies, schema.posters
+    statuses = ["failed", "rejected"] if retry_rejected else ["failed"]
+    return or_(
+        p.c.tmdb_id.is_(None),
+        p.c.status.in_(statuses),
+        p.c.poster_path.is_distinct_from(m.c.poster_path),
+    )
+
+
+def _target_query(
+    *, retry_rejected: bool, force: bool, ids: Sequence[int] | None, after: int | None
+) -> Any:
+    m, p = schema.movies, schema.posters
+    stmt = (
+        select(m.c.tmdb_id, m.c.poster_path, p.c.status, p.c.poster_path.label("prev_path"),
+               p.c.attempts)
+        .select_from(m.outerjoin(p, p.c.tmdb_id == m.c.tmdb_id))
+        .where(m.c.status != "gone")
+    )
+    if not force:
+        stmt = stmt.where(_needs_fetch(retry_rejected))
+    if ids is not None:
+        stmt = stmt.where(m.c.tmdb_id.in_(ids))
+    if after is not None:
+        stmt = stmt.where(m.c.tmdb_id > after)
+    return stmt.order_by(m.c.tmdb_id)
+
+
+def _target(row: Any) -> PosterTarget:
+    return PosterTarget(
+        tmdb_id=int(row.tmdb_id),
+        poster_path=row.poster_path,
+        previous_status=row.status,
+        previous_poster_path=row.prev_path,
+        previous_attempts=int(row.attempts or 0),
+    )
+
+
+def count_poster_targets(
+    store: Store,
+    tmdb_ids: Iterable[int] | None = None,
+    *,
+    retry_rejected: bool = False,
+    force: bool = False,
+) -> int:
+    """How many movies :func:`iter_poster_targets` would yield."""
+    ids = sorted(set(tmdb_ids)) if tmdb_ids is not None else None
+    total = 0
+    with store.read() as conn:
+        for chunk in _chunks(ids):
+            stmt = _target_query(retry_rejected=retry_rejected, force=force, ids=chunk, after=None)
+            total += int(
+                conn.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
+                .scalar_one()
+            )
+    return total
+
+
+def iter_poster_targets(
+    store: Store,
+    tmdb_ids: Iterable[int] | None = None,
+    *,
+    retry_rejected: bool = False,
+    force: bool = False,
+    page_size: int = 2000,
+) -> Iterator[PosterTarget]:
+    """Movies (not ``gone``) whose poster needs downloading, in ``tmdb_id`` order.
+
+    That is: no poster row yet, status ``failed`` (and ``rejected`` with
+    ``retry_rejected``), or a ``movies.poster_path`` different from the one the row was
+    made for. ``force`` yields every movie. ``tmdb_ids`` restricts the movies considered.
+    Pages are read lazily (keyset pagination), so rows written meanwhile are fine.
+    """
+    ids = sorted(set(tmdb_ids)) if tmdb_ids is not None else None
+    for chunk in _chunks(ids):
+        after: int | None = None
+        while True:
+            with store.read() as conn:
+                stmt = _target_query(
+                    retry_rejected=retry_rejected, force=force, ids=chunk, after=after
+                )
+                rows = conn.execute(stmt.limit(page_size)).all()
+            if not rows:
+                break
+            for row in rows:
+                yield _target(row)
+            after = int(rows[-1].tmdb_id)
+            if len(rows) < page_size:
+                break
+
+
+def _chunks(ids: list[int] | None) -> Iterator[list[int] | None]:
+    if ids is None:
+        yield None
+        return
+    for start in range(0, len(ids), _ID_CHUNK):
+        yield ids[start : start + _ID_CHUNK]
+
+
+def _insert(store: Store, table: Table) -> Any:
+    return postgresql.insert(table) if store.dialect == "postgresql" else sqlite.insert(table)
+
+
+def upsert_poster_rows(store: Store, rows: Sequence[PosterRow]) -> int:
+    """Insert or replace poster rows (one transaction per batch); returns how many."""
+    if not rows:
+        return 0
+    latest = {r.tmdb_id: r for r in rows}  # last one wins
+    names = [f.name for f in fields(PosterRow)]
+    values = [{name: getattr(r, name) for name in names} for r in latest.values()]
+    p = schema.posters
+    columns = [c.name for c in p.columns if c.name != "tmdb_id"]
+    for start in range(0, len(values), store.batch_size):
+        batch = values[start : start + store.batch_size]
+        stmt = _insert(store, p)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tmdb_id"], set_={c: stmt.excluded[c] for c in columns}
+        )
+        with store.write() as conn:
+            # Rows of movies deleted meanwhile would violate the foreign key: skip them.
+            present = set(
+                conn.execute(
+                    select(schema.movies.c.tmdb_id).where(
+                        schema.movies.c.tmdb_id.in_([v["tmdb_id"] for v in batch])
+                    )
+                ).scalars()
+            )
+            kept = [v for v in batch if v["tmdb_id"] in present]
+            if kept:
+                conn.execute(stmt, kept)
+    return len(values)
+
+
+def iter_ok_rows(store: Store, *, page_size: int = 5000) -> Iterator[PosterRow]:
+    """Every ``ok`` poster row, in ``tmdb_id`` order, read page by page."""
+    p = schema.posters
+    after = -(2**62)
+    while True:
+        with store.read() as conn:
+            rows = conn.execute(
+                select(p)
+                .where(p.c.status == "ok", p.c.tmdb_id > after)
+                .order_by(p.c.tmdb_id)
+                .limit(page_size)
+            ).mappings().all()
+        if not rows:
+            return
+        for row in rows:
+            yield PosterRow(**dict(row))
+        after = int(rows[-1]["tmdb_id"])
