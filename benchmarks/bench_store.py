@@ -21,6 +21,7 @@ from pathlib import Path
 from reelset.storage import Genre, MovieRecord, Store
 from reelset.storage.schema import utcnow
 
+BATCH = 5000  # movies per transaction, the same for both sides
 GENRES = [
     28,
     12,
@@ -72,7 +73,7 @@ def make_records(n: int, seed: int = 1) -> list[MovieRecord]:
 
 
 def bench_api(url: str, records: list[MovieRecord]) -> float:
-    store = Store(url, batch_size=1000)
+    store = Store(url, batch_size=BATCH)
     store.upgrade()
     store.upsert_genres([Genre(g, f"G{g}") for g in GENRES])
     start = time.perf_counter()
@@ -94,8 +95,8 @@ def bench_floor(path: Path, records: list[MovieRecord]) -> float:
     con.execute("PRAGMA foreign_keys = ON")
     now = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     start = time.perf_counter()
-    for b in range(0, len(records), 1000):
-        batch = records[b : b + 1000]
+    for b in range(0, len(records), BATCH):
+        batch = records[b : b + BATCH]
         con.executemany(
             "INSERT INTO movies (tmdb_id, imdb_id, title, original_title, original_language, "
             "overview, tagline, release_date, year, runtime, popularity, vote_average, vote_count,"

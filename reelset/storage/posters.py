@@ -78,8 +78,13 @@ def _target_query(
 ) -> Any:
     m, p = schema.movies, schema.posters
     stmt = (
-        select(m.c.tmdb_id, m.c.poster_path, p.c.status, p.c.poster_path.label("prev_path"),
-               p.c.attempts)
+        select(
+            m.c.tmdb_id,
+            m.c.poster_path,
+            p.c.status,
+            p.c.poster_path.label("prev_path"),
+            p.c.attempts,
+        )
         .select_from(m.outerjoin(p, p.c.tmdb_id == m.c.tmdb_id))
         .where(m.c.status != "gone")
     )
@@ -116,8 +121,9 @@ def count_poster_targets(
         for chunk in _chunks(ids):
             stmt = _target_query(retry_rejected=retry_rejected, force=force, ids=chunk, after=None)
             total += int(
-                conn.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
-                .scalar_one()
+                conn.execute(
+                    select(func.count()).select_from(stmt.order_by(None).subquery())
+                ).scalar_one()
             )
     return total
 
@@ -203,12 +209,16 @@ def iter_ok_rows(store: Store, *, page_size: int = 5000) -> Iterator[PosterRow]:
     after = -(2**62)
     while True:
         with store.read() as conn:
-            rows = conn.execute(
-                select(p)
-                .where(p.c.status == "ok", p.c.tmdb_id > after)
-                .order_by(p.c.tmdb_id)
-                .limit(page_size)
-            ).mappings().all()
+            rows = (
+                conn.execute(
+                    select(p)
+                    .where(p.c.status == "ok", p.c.tmdb_id > after)
+                    .order_by(p.c.tmdb_id)
+                    .limit(page_size)
+                )
+                .mappings()
+                .all()
+            )
         if not rows:
             return
         for row in rows:

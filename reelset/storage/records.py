@@ -53,18 +53,18 @@ class MovieRecord:
             self.original_language,
             self.overview,
             self.tagline,
-            self.release_date.isoformat() if self.release_date else None,
+            self.release_date,
             self.runtime,
             self.popularity,
             self.vote_average,
             self.vote_count,
             bool(self.adult),
             self.poster_path,
-            sorted(set(self.genre_ids)),
+            tuple(sorted(set(self.genre_ids))),
             tuple(self.keywords) if self.keywords is not None else None,
             self.status,
         )
-        # repr of str/int/float/None/tuple is stable across runs and platforms, and fast.
+        # repr of str/int/float/date/None/tuple is stable across runs and platforms, and fast.
         return hashlib.blake2b(repr(payload).encode("utf-8"), digest_size=16).hexdigest()
 
 

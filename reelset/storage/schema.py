@@ -118,7 +118,7 @@ movie_fetches = Table(
     metadata,
     Column("tmdb_id", Integer, primary_key=True, autoincrement=False),
     # last time the scraper fetched the movie, changed or not
-    Column("fetched_at", UTCDateTime, nullable=False, index=True),
+    Column("fetched_at", UTCDateTime, nullable=False),
     Column("run_id", Integer),  # the scrape run that fetched it
 )
 
@@ -136,6 +136,7 @@ movie_genres = Table(
     Column("tmdb_id", Integer, ForeignKey("movies.tmdb_id", ondelete="CASCADE"), primary_key=True),
     Column("genre_id", Integer, ForeignKey("genres.genre_id"), primary_key=True),
     Index("ix_movie_genres_genre_id", "genre_id"),
+    sqlite_with_rowid=False,  # the composite key is the row: one B-tree, not two
 )
 
 posters = Table(

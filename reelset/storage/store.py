@@ -159,6 +159,8 @@ class Store:
                 cursor.execute("PRAGMA journal_mode = WAL")
                 cursor.execute("PRAGMA foreign_keys = ON")
                 cursor.execute("PRAGMA synchronous = NORMAL")
+                # 64 MiB page cache: batch upserts touch several indexes per row.
+                cursor.execute("PRAGMA cache_size = -65536")
                 cursor.close()
 
             @event.listens_for(engine, "begin")
@@ -370,6 +372,7 @@ class Store:
         if new:
             db_now = self._driver_value(now)
             value = self._driver_value
+            sqlite_dates = self.dialect == "sqlite"  # SQLite stores dates as ISO text
             self._bulk_insert(
                 conn,
                 "movies",
@@ -383,13 +386,15 @@ class Store:
                         r.original_language,
                         r.overview,
                         r.tagline,
-                        value(r.release_date),
+                        (r.release_date.isoformat() if sqlite_dates else r.release_date)
+                        if r.release_date is not None
+                        else None,
                         r.year,
                         r.runtime,
                         r.popularity,
                         r.vote_average,
                         r.vote_count,
-                        value(bool(r.adult)),
+                        bool(r.adult),
                         r.poster_path,
                         value(list(r.keywords)) if r.keywords is not None else None,
                         r.status,

@@ -52,7 +52,6 @@ def upgrade() -> None:
         sa.Column("run_id", sa.Integer()),
         sa.PrimaryKeyConstraint("tmdb_id", name="pk_movie_fetches"),
     )
-    op.create_index("ix_movie_fetches_fetched_at", "movie_fetches", ["fetched_at"])
 
     op.create_table(
         "genres",
@@ -75,6 +74,7 @@ def upgrade() -> None:
             ["genre_id"], ["genres.genre_id"], name="fk_movie_genres_genre_id_genres"
         ),
         sa.PrimaryKeyConstraint("tmdb_id", "genre_id", name="pk_movie_genres"),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_movie_genres_genre_id", "movie_genres", ["genre_id"])
 
