@@ -36,6 +36,7 @@ from reelset.scraper.poster_files import (
 from reelset.scraper.poster_verify import (
     PosterRejected,
     pixel_limit,
+    poster_phash,
     training_copy,
     verify_image,
 )
@@ -94,8 +95,23 @@ def test_a_real_jpeg_is_described(jpeg: bytes) -> None:
     assert (image.format, image.width, image.height, image.mode) == ("JPEG", 300, 439, "RGB")
     assert image.extension == "jpg"
     with Image.open(io.BytesIO(jpeg)) as im:
-        assert image.phash == str(imagehash.phash(im))
+        assert image.phash == poster_phash(im)
+        exact = imagehash.phash(im)
     assert len(image.phash) == 16 and int(image.phash, 16) >= 0
+    # the reduced-input hash stays within a few bits of imagehash's full-size one
+    assert imagehash.hex_to_hash(image.phash) - exact <= 4
+
+
+def test_phash_finds_near_duplicates_and_separates_different_posters(jpeg: bytes) -> None:
+    with Image.open(io.BytesIO(jpeg)) as im:
+        original = imagehash.hex_to_hash(poster_phash(im))
+        copy = io.BytesIO()
+        im.convert("RGB").resize((250, 366)).save(copy, "JPEG", quality=60)
+        other = Image.new("RGB", im.size, (20, 40, 200))
+        other.paste(im.rotate(90, expand=False).resize((150, 200)), (0, 0))
+    with Image.open(copy) as small:
+        assert imagehash.hex_to_hash(poster_phash(small)) - original <= 4
+    assert imagehash.hex_to_hash(poster_phash(other)) - original > 10
 
 
 @pytest.mark.parametrize(("fmt", "mode", "ext"), [("PNG", "RGBA", "png"), ("WEBP", "RGB", "webp")])
