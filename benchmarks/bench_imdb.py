@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reelset.scraper.imdb_cinemagoer import IMDB_GENRES
+
 CACHE = Path(__file__).resolve().parent / ".cache" / "imdb"
 GENERATOR_VERSION = 1
 FULL_ROWS = 11_000_000
@@ -49,36 +51,7 @@ TYPE_SHARES = {
     "tvShort": 0.0009,
     "tvPilot": 0.0001,
 }
-GENRES = [
-    "Action",
-    "Adult",
-    "Adventure",
-    "Animation",
-    "Biography",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Family",
-    "Fantasy",
-    "Film-Noir",
-    "Game-Show",
-    "History",
-    "Horror",
-    "Music",
-    "Musical",
-    "Mystery",
-    "News",
-    "Reality-TV",
-    "Romance",
-    "Sci-Fi",
-    "Short",
-    "Sport",
-    "Talk-Show",
-    "Thriller",
-    "War",
-    "Western",
-]
+GENRES = list(IMDB_GENRES)
 WORDS = [
     "the",
     "a",
