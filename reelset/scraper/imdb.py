@@ -160,23 +160,7 @@ def recorded_run(store: Store, params: dict[str, Any]) -> Iterator[RunHandle]:
 
 
 def _titles(rows: list[BasicsRow], ratings: Ratings | None) -> tuple[list[ImdbTitle], int]:
-    if ratings is None:
-        return [
-            ImdbTitle(
-                r.imdb_id,
-                r.title_type,
-                r.primary_title,
-                r.original_title,
-                r.is_adult,
-                r.start_year,
-                r.runtime_minutes,
-                None,
-                None,
-                r.genres,
-            )
-            for r in rows
-        ], 0
-    found = ratings.lookup([r.number for r in rows])
+    found = ratings.lookup([r.number for r in rows]) if ratings is not None else [None] * len(rows)
     titles = []
     rated = 0
     for r, rating in zip(rows, found, strict=True):
