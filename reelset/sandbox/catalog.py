@@ -48,6 +48,7 @@ from reelset.sandbox.movie_shapes import (
 from reelset.sandbox.poster_faults import ImageFault
 from reelset.sandbox.synthetic import (
     MISSING_DAY,
+    MovieColumns,
     index_for_image,
     indexes_for_imdb_id,
     iso_to_day,
@@ -83,7 +84,7 @@ class _Source(Protocol):
 
     def size(self) -> int: ...
 
-    def columns(self) -> _Columns: ...
+    def columns(self) -> MovieColumns: ...
 
     def record(self, row: int) -> Movie: ...
 
@@ -92,26 +93,6 @@ class _Source(Protocol):
     def rows_for_imdb(self, imdb_id: str) -> list[int]: ...
 
     def row_for_image(self, file_name: str) -> int | None: ...
-
-
-@dataclass
-class _Columns:
-    ids: npt.NDArray[np.int64]
-    popularity: npt.NDArray[np.float64]
-    release_days: npt.NDArray[np.int64]
-    adult: npt.NDArray[np.bool_]
-    vote_count: npt.NDArray[np.int64]
-    vote_average: npt.NDArray[np.float64]
-
-    def copy(self) -> _Columns:
-        return _Columns(
-            self.ids.copy(),
-            self.popularity.copy(),
-            self.release_days.copy(),
-            self.adult.copy(),
-            self.vote_count.copy(),
-            self.vote_average.copy(),
-        )
 
 
 def _column_values(record: Mapping[str, Any]) -> tuple[int, float, int, bool, int, float]:
@@ -146,9 +127,9 @@ class _ListSource:
     def size(self) -> int:
         return len(self._records)
 
-    def columns(self) -> _Columns:
+    def columns(self) -> MovieColumns:
         values = [_column_values(r) for r in self._records]
-        return _Columns(
+        return MovieColumns(
             np.array([v[0] for v in values], dtype=np.int64),
             np.array([v[1] for v in values], dtype=np.float64),
             np.array([v[2] for v in values], dtype=np.int64),
@@ -183,16 +164,8 @@ class _SyntheticSource:
     def size(self) -> int:
         return self.n
 
-    def columns(self) -> _Columns:
-        cols = synthetic_columns(self.seed, self.n)
-        return _Columns(
-            cols.ids,
-            cols.popularity,
-            cols.release_days,
-            cols.adult,
-            cols.vote_count,
-            cols.vote_average,
-        )
+    def columns(self) -> MovieColumns:
+        return synthetic_columns(self.seed, self.n)
 
     def record(self, row: int) -> Movie:
         return synthetic_record(self.seed, row)
@@ -342,8 +315,9 @@ class Catalog:
             if file_name and record["poster_path"]:
                 path = folder.joinpath(file_name)
                 if not path.is_file():
-                    raise ValueError(f"poster file {file_name!r} of movie {record['id']} "
-                                     f"not found in {folder}")
+                    raise ValueError(
+                        f"poster file {file_name!r} of movie {record['id']} not found in {folder}"
+                    )
                 self._real_images[record["poster_path"].lstrip("/")] = path.read_bytes
 
     def copy(self) -> Catalog:
@@ -456,9 +430,9 @@ class Catalog:
         self._orders[key] = order
         return order
 
-    def _query(self, key: tuple[Any, ...], build: Callable[[], npt.NDArray[np.int64]]) -> (
-        npt.NDArray[np.int64]
-    ):
+    def _query(
+        self, key: tuple[Any, ...], build: Callable[[], npt.NDArray[np.int64]]
+    ) -> npt.NDArray[np.int64]:
         full_key = (*key, self._version)
         rows = self._queries.get(full_key)
         if rows is None:
@@ -529,9 +503,7 @@ class Catalog:
     def changes(self, start: date, end: date) -> list[tuple[int, bool]]:
         """``(tmdb_id, adult)`` of movies changed on a day in ``[start, end]``, by id."""
         with self._lock:
-            changed = {
-                tmdb_id for when, tmdb_id in self._changes if start <= when.date() <= end
-            }
+            changed = {tmdb_id for when, tmdb_id in self._changes if start <= when.date() <= end}
             result = []
             for tmdb_id in sorted(changed):
                 record = self.record(tmdb_id)
@@ -625,9 +597,7 @@ class Catalog:
         with self._lock:
             self._real_images[file_name] = lambda: data
 
-    def set_image_fault(
-        self, tmdb_id: int, fault: ImageFault, file_name: str | None = None
-    ) -> str:
+    def set_image_fault(self, tmdb_id: int, fault: ImageFault, file_name: str | None = None) -> str:
         """Give a movie a poster file that misbehaves as ``fault`` describes.
 
         The movie's ``poster_path`` becomes ``"/" + file_name`` (a generated name when none

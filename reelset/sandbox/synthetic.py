@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from functools import lru_cache
 from itertools import accumulate
@@ -49,11 +49,11 @@ MISSING_DAY = -(10**6)
 
 _FIRST_YEAR, _LAST_YEAR = 1900, 2026
 _EPOCH = date(1970, 1, 1)
-_YEAR_START = [
-    (date(y, 1, 1) - _EPOCH).days for y in range(_FIRST_YEAR, _LAST_YEAR + 1)
+_YEAR_START = [(date(y, 1, 1) - _EPOCH).days for y in range(_FIRST_YEAR, _LAST_YEAR + 1)]
+_YEAR_LEN = [
+    366 if (y % 4 == 0 and y % 100 != 0) or y % 400 == 0 else 365
+    for y in range(_FIRST_YEAR, _LAST_YEAR + 1)
 ]
-_YEAR_LEN = [366 if (y % 4 == 0 and y % 100 != 0) or y % 400 == 0 else 365
-             for y in range(_FIRST_YEAR, _LAST_YEAR + 1)]
 _YEAR_START_NP = np.array(_YEAR_START, dtype=np.int64)
 _YEAR_LEN_NP = np.array(_YEAR_LEN, dtype=np.int64)
 
@@ -138,9 +138,9 @@ def _scalars(seed: int, index: int) -> _Scalars:
     )
 
 
-@dataclass(frozen=True)
-class SyntheticColumns:
-    """The sortable columns of movies ``0..n-1``, one numpy array each."""
+@dataclass
+class MovieColumns:
+    """A catalog's sortable columns, one numpy array each, row-aligned with its movies."""
 
     ids: npt.NDArray[np.int64]
     popularity: npt.NDArray[np.float64]
@@ -149,8 +149,12 @@ class SyntheticColumns:
     vote_count: npt.NDArray[np.int64]
     vote_average: npt.NDArray[np.float64]
 
+    def copy(self) -> MovieColumns:
+        """Independent copies of every array."""
+        return MovieColumns(*(getattr(self, f.name).copy() for f in fields(self)))
 
-def synthetic_columns(seed: int, n: int, start: int = 0) -> SyntheticColumns:
+
+def synthetic_columns(seed: int, n: int, start: int = 0) -> MovieColumns:
     """Compute the sortable columns of movies ``start..start+n-1`` of ``seed`` at once."""
     idx = np.arange(start, start + n, dtype=np.uint64)
     ids = (2 + 3 * idx + _h_np(seed, idx, _S_ID) % 3).astype(np.int64)
@@ -168,7 +172,7 @@ def synthetic_columns(seed: int, n: int, start: int = 0) -> SyntheticColumns:
     votes = ((pop_milli - 600) * (1 + (hv % 200).astype(np.int64))) // 2000
     tenths = 20 + ((hv >> 8) % 70).astype(np.int64)
     tenths[votes == 0] = 0
-    return SyntheticColumns(
+    return MovieColumns(
         ids=ids,
         popularity=pop_milli / 1000.0,
         release_days=days,
@@ -361,10 +365,22 @@ _LANGUAGES: tuple[tuple[str, int, str, str, str], ...] = (
 )
 _LANG_INFO = {lang[0]: lang for lang in _LANGUAGES}
 _COUNTRY_NAMES = {
-    "US": "United States of America", "FR": "France", "ES": "Spain", "JP": "Japan",
-    "DE": "Germany", "IT": "Italy", "KR": "South Korea", "CN": "China", "IN": "India",
-    "RU": "Russia", "BR": "Brazil", "SE": "Sweden", "DK": "Denmark", "TR": "Turkey",
-    "GB": "United Kingdom", "CA": "Canada",
+    "US": "United States of America",
+    "FR": "France",
+    "ES": "Spain",
+    "JP": "Japan",
+    "DE": "Germany",
+    "IT": "Italy",
+    "KR": "South Korea",
+    "CN": "China",
+    "IN": "India",
+    "RU": "Russia",
+    "BR": "Brazil",
+    "SE": "Sweden",
+    "DK": "Denmark",
+    "TR": "Turkey",
+    "GB": "United Kingdom",
+    "CA": "Canada",
 }
 
 _NATIVE_WORDS: dict[str, tuple[str, ...]] = {
@@ -384,84 +400,253 @@ _NATIVE_WORDS: dict[str, tuple[str, ...]] = {
 }
 
 _TITLE_ADJ = (
-    "Silent", "Last", "Broken", "Hidden", "Golden", "Dark", "Lost", "Midnight", "Crimson",
-    "Burning", "Frozen", "Endless", "Wild", "Final", "Secret", "Distant", "Iron", "Quiet",
-    "Little", "Savage", "Electric", "Hollow", "Bright", "Forgotten", "Shattered", "Blue",
+    "Silent",
+    "Last",
+    "Broken",
+    "Hidden",
+    "Golden",
+    "Dark",
+    "Lost",
+    "Midnight",
+    "Crimson",
+    "Burning",
+    "Frozen",
+    "Endless",
+    "Wild",
+    "Final",
+    "Secret",
+    "Distant",
+    "Iron",
+    "Quiet",
+    "Little",
+    "Savage",
+    "Electric",
+    "Hollow",
+    "Bright",
+    "Forgotten",
+    "Shattered",
+    "Blue",
 )
 _TITLE_NOUN = (
-    "Harbor", "Road", "Kingdom", "Summer", "Witness", "River", "Empire", "Promise",
-    "Horizon", "Garden", "Storm", "Shadow", "Frontier", "Heart", "Signal", "Island", "Dream",
-    "Mountain", "Border", "Letter", "Station", "Hunter", "Mirror", "Season", "Orchard",
-    "Voyage", "Circus", "Canyon", "Lighthouse", "Machine", "Saint", "Reckoning", "Echo",
+    "Harbor",
+    "Road",
+    "Kingdom",
+    "Summer",
+    "Witness",
+    "River",
+    "Empire",
+    "Promise",
+    "Horizon",
+    "Garden",
+    "Storm",
+    "Shadow",
+    "Frontier",
+    "Heart",
+    "Signal",
+    "Island",
+    "Dream",
+    "Mountain",
+    "Border",
+    "Letter",
+    "Station",
+    "Hunter",
+    "Mirror",
+    "Season",
+    "Orchard",
+    "Voyage",
+    "Circus",
+    "Canyon",
+    "Lighthouse",
+    "Machine",
+    "Saint",
+    "Reckoning",
+    "Echo",
 )
 _TITLE_SUFFIX = ("II", "III", "Returns", "Reloaded", "Origins", "Part Two", "Rising")
 
 _SUBJECTS = (
-    "A retired detective", "Two estranged sisters", "A young farmer", "An ambitious lawyer",
-    "A washed-up boxer", "A shy schoolteacher", "A team of astronauts", "A grieving widower",
-    "A small-town sheriff", "A brilliant but troubled scientist", "Three childhood friends",
-    "A runaway teenager", "An aging rock star", "A disgraced journalist", "A rookie cop",
-    "A family of musicians", "A lonely robot", "A stubborn old fisherman", "A con artist",
-    "A village midwife", "An exiled prince", "A night-shift nurse", "A chess prodigy",
+    "A retired detective",
+    "Two estranged sisters",
+    "A young farmer",
+    "An ambitious lawyer",
+    "A washed-up boxer",
+    "A shy schoolteacher",
+    "A team of astronauts",
+    "A grieving widower",
+    "A small-town sheriff",
+    "A brilliant but troubled scientist",
+    "Three childhood friends",
+    "A runaway teenager",
+    "An aging rock star",
+    "A disgraced journalist",
+    "A rookie cop",
+    "A family of musicians",
+    "A lonely robot",
+    "A stubborn old fisherman",
+    "A con artist",
+    "A village midwife",
+    "An exiled prince",
+    "A night-shift nurse",
+    "A chess prodigy",
 )
 _VERBS = (
-    "must confront", "discovers", "sets out to find", "is forced to protect",
-    "stumbles upon", "tries to escape", "falls in love with", "becomes obsessed with",
-    "agrees to investigate", "races against time to stop", "returns home to face",
-    "teams up with", "is haunted by", "fights to reclaim",
+    "must confront",
+    "discovers",
+    "sets out to find",
+    "is forced to protect",
+    "stumbles upon",
+    "tries to escape",
+    "falls in love with",
+    "becomes obsessed with",
+    "agrees to investigate",
+    "races against time to stop",
+    "returns home to face",
+    "teams up with",
+    "is haunted by",
+    "fights to reclaim",
 )
 _OBJECTS = (
-    "a buried family secret", "the truth about her past", "a mysterious stranger",
-    "a dangerous criminal syndicate", "an ancient curse", "a stolen painting",
-    "the man who ruined his life", "a runaway bride", "a deadly virus", "a lost treasure",
-    "a forbidden love", "the ghost of a former lover", "an alien signal",
-    "a corrupt mayor", "a missing child", "a conspiracy reaching the highest offices",
+    "a buried family secret",
+    "the truth about her past",
+    "a mysterious stranger",
+    "a dangerous criminal syndicate",
+    "an ancient curse",
+    "a stolen painting",
+    "the man who ruined his life",
+    "a runaway bride",
+    "a deadly virus",
+    "a lost treasure",
+    "a forbidden love",
+    "the ghost of a former lover",
+    "an alien signal",
+    "a corrupt mayor",
+    "a missing child",
+    "a conspiracy reaching the highest offices",
 )
 _SETTINGS = (
-    "in a remote mountain village", "during the last days of the war",
-    "on the streets of 1970s New York", "aboard a failing space station",
-    "in a sleepy coastal town", "across the deserts of the American West",
-    "in the heart of Tokyo", "during a record-breaking heat wave", "on a cruise ship",
-    "in a boarding school for girls", "in a near-future megacity", "along the Silk Road",
+    "in a remote mountain village",
+    "during the last days of the war",
+    "on the streets of 1970s New York",
+    "aboard a failing space station",
+    "in a sleepy coastal town",
+    "across the deserts of the American West",
+    "in the heart of Tokyo",
+    "during a record-breaking heat wave",
+    "on a cruise ship",
+    "in a boarding school for girls",
+    "in a near-future megacity",
+    "along the Silk Road",
 )
 _FOLLOWUPS = (
-    "But nothing is what it seems.", "Time is running out.",
+    "But nothing is what it seems.",
+    "Time is running out.",
     "What begins as a simple favor soon spirals out of control.",
     "Old wounds reopen as the past catches up with them.",
     "Along the way, unlikely friendships are formed.",
-    "Every choice has a price.", "The closer they get, the more dangerous it becomes.",
-    "Based on a true story.", "Some secrets are better left buried.",
+    "Every choice has a price.",
+    "The closer they get, the more dangerous it becomes.",
+    "Based on a true story.",
+    "Some secrets are better left buried.",
     "Together they learn what family really means.",
 )
 _TAGLINES = (
-    "Some secrets never die.", "The adventure of a lifetime.", "Trust no one.",
-    "Love knows no borders.", "Every legend has a beginning.", "Run.",
-    "The truth is out there.", "One night changed everything.", "Fear has a new face.",
+    "Some secrets never die.",
+    "The adventure of a lifetime.",
+    "Trust no one.",
+    "Love knows no borders.",
+    "Every legend has a beginning.",
+    "Run.",
+    "The truth is out there.",
+    "One night changed everything.",
+    "Fear has a new face.",
 )
 _KEYWORDS = (
-    "based on novel", "revenge", "friendship", "murder", "love", "small town", "family",
-    "dystopia", "time travel", "heist", "coming of age", "serial killer", "road trip",
-    "world war ii", "biography", "sport", "high school", "alien", "robot", "monster",
-    "detective", "prison", "kidnapping", "corruption", "survival", "music", "dancing",
-    "wedding", "christmas", "new york city", "paris", "london", "independent film",
-    "woman director", "female protagonist", "father son relationship", "magic", "zombie",
-    "vampire", "superhero", "spy", "martial arts", "cult film", "remake", "sequel",
-    "satire", "dark comedy", "mockumentary", "found footage", "whodunit",
+    "based on novel",
+    "revenge",
+    "friendship",
+    "murder",
+    "love",
+    "small town",
+    "family",
+    "dystopia",
+    "time travel",
+    "heist",
+    "coming of age",
+    "serial killer",
+    "road trip",
+    "world war ii",
+    "biography",
+    "sport",
+    "high school",
+    "alien",
+    "robot",
+    "monster",
+    "detective",
+    "prison",
+    "kidnapping",
+    "corruption",
+    "survival",
+    "music",
+    "dancing",
+    "wedding",
+    "christmas",
+    "new york city",
+    "paris",
+    "london",
+    "independent film",
+    "woman director",
+    "female protagonist",
+    "father son relationship",
+    "magic",
+    "zombie",
+    "vampire",
+    "superhero",
+    "spy",
+    "martial arts",
+    "cult film",
+    "remake",
+    "sequel",
+    "satire",
+    "dark comedy",
+    "mockumentary",
+    "found footage",
+    "whodunit",
 )
 _KEYWORD_IDS = {name: 180_000 + k for k, name in enumerate(_KEYWORDS)}
 _COMPANIES = (
-    (9001, "Harbor Light Pictures", "US"), (9002, "Northwind Films", "GB"),
-    (9003, "Studio Lumière", "FR"), (9004, "Blue Lantern Entertainment", "US"),
-    (9005, "Sakura Eiga", "JP"), (9006, "Río Grande Producciones", "ES"),
-    (9007, "Kestrel Media", "CA"), (9008, "Silver Fern Studios", "US"),
-    (9009, "Hanil Pictures", "KR"), (9010, "Bavaria Nord", "DE"),
+    (9001, "Harbor Light Pictures", "US"),
+    (9002, "Northwind Films", "GB"),
+    (9003, "Studio Lumière", "FR"),
+    (9004, "Blue Lantern Entertainment", "US"),
+    (9005, "Sakura Eiga", "JP"),
+    (9006, "Río Grande Producciones", "ES"),
+    (9007, "Kestrel Media", "CA"),
+    (9008, "Silver Fern Studios", "US"),
+    (9009, "Hanil Pictures", "KR"),
+    (9010, "Bavaria Nord", "DE"),
 )
 
 # Genre weights: how often a genre appears on a movie, skewed as on TMDB.
 _GENRE_WEIGHTS: tuple[tuple[int, int], ...] = (
-    (18, 450), (35, 300), (53, 200), (28, 170), (10749, 130), (27, 120), (99, 100),
-    (80, 100), (12, 80), (10751, 60), (878, 60), (14, 55), (9648, 55), (16, 50),
-    (10402, 40), (36, 35), (10770, 30), (10752, 25), (37, 15),
+    (18, 450),
+    (35, 300),
+    (53, 200),
+    (28, 170),
+    (10749, 130),
+    (27, 120),
+    (99, 100),
+    (80, 100),
+    (12, 80),
+    (10751, 60),
+    (878, 60),
+    (14, 55),
+    (9648, 55),
+    (16, 50),
+    (10402, 40),
+    (36, 35),
+    (10770, 30),
+    (10752, 25),
+    (37, 15),
 )
 _GENRE_TOTAL = sum(weight for _, weight in _GENRE_WEIGHTS)
 _GENRE_COUNTS = _Weighted(((1, 35), (2, 33), (3, 20), (4, 9), (5, 3)))
@@ -501,8 +686,7 @@ def _titles(seed: int, index: int) -> tuple[str, str, str]:
         title = draws.pick(_TITLE_NOUN)
     else:
         title = (
-            f"{draws.pick(_TITLE_NOUN)} of the {draws.pick(_TITLE_ADJ)} "
-            f"{draws.pick(_TITLE_NOUN)}"
+            f"{draws.pick(_TITLE_NOUN)} of the {draws.pick(_TITLE_ADJ)} {draws.pick(_TITLE_NOUN)}"
         )
     if draws.below(100) < 6:
         title = f"{title} {draws.pick(_TITLE_SUFFIX)}"
@@ -538,9 +722,7 @@ def _homepage(title: str) -> str:
     return "https://www." + "".join(ch for ch in title.lower() if ch.isalnum()) + ".example/"
 
 
-def synthetic_movie(
-    seed: int, index: int, *, append_to_response: Iterable[str] = ()
-) -> Movie:
+def synthetic_movie(seed: int, index: int, *, append_to_response: Iterable[str] = ()) -> Movie:
     """Movie ``index`` of generator ``seed``, in TMDB's movie-details shape.
 
     ``append_to_response`` may name ``"keywords"`` and/or ``"external_ids"`` to add them as
@@ -652,8 +834,6 @@ def _record(seed: int, index: int, cols: _Scalars) -> Movie:
         "vote_average": cols.vote_average_tenths / 10.0,
         "vote_count": cols.vote_count,
         "keywords": {
-            "keywords": [
-                {"id": _KEYWORD_IDS[name], "name": name} for name in keyword_names
-            ]
+            "keywords": [{"id": _KEYWORD_IDS[name], "name": name} for name in keyword_names]
         },
     }
