@@ -17,10 +17,8 @@ import click
 
 from reelset.config import Settings
 from reelset.console import print_summary
-from reelset.errors import Interrupted
 from reelset.scraper.poster_audit import AuditReport, audit_posters
 from reelset.scraper.posters import PostersInterrupted, download_posters
-from reelset.storage import Store
 
 if TYPE_CHECKING:
     from reelset.cli import App
@@ -76,26 +74,6 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-@contextmanager
-def _locked_run(
-    store: Store, command: str, params: dict[str, Any], locks: tuple[str, ...]
-) -> Iterator[int]:
-    """Hold ``locks``, record the run in ``scrape_runs``; yields the run id."""
-    store.close_abandoned_runs(command)
-    held: list[str] = []
-    try:
-        for name in locks:
-            store.acquire_lock(name)
-            held.append(name)
-        run_id = store.start_run(command, params)
-        for name in held:
-            store.set_lock_run(name, run_id)
-        yield run_id
-    finally:
-        for name in reversed(held):
-            store.release_lock(name)
-
-
 @click.group("posters", invoke_without_command=True)
 @json_option
 @click.option(
@@ -126,7 +104,10 @@ def posters_group(
     settings = app.settings
     params = {"retry_rejected": retry_rejected, "tmdb_ids": list(tmdb_ids) or None}
     client = _LazyClient(settings)
-    with app.open_store() as store, _locked_run(store, RUN_COMMAND, params, (LOCK_NAME,)) as run:
+    with (
+        app.open_store() as store,
+        store.recorded_run(RUN_COMMAND, params, locks=(LOCK_NAME,)) as run,
+    ):
         try:
             with _sigterm_interrupts():
                 summary = download_posters(
@@ -134,24 +115,18 @@ def posters_group(
                     settings,
                     client=client,
                     tmdb_ids=tmdb_ids or None,
-                    run_id=run,
+                    run_id=run.run_id,
                     retry_rejected=retry_rejected,
                     lock_name=LOCK_NAME,
                 )
         except PostersInterrupted as exc:
-            store.finish_run(run, "interrupted", counts=exc.summary.as_dict())
-            print_summary("posters (interrupted)", exc.summary.as_dict(), as_json=as_json)
-            raise
-        except BaseException as exc:
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            store.finish_run(run, status, counts={}, error=str(exc)[:2000] or status)
-            if isinstance(exc, KeyboardInterrupt):
-                raise Interrupted("interrupted") from None
+            run.counts = exc.summary.as_dict()
+            print_summary("posters (interrupted)", run.counts, as_json=as_json)
             raise
         finally:
             client.close()
-        counts = summary.as_dict()
-        store.finish_run(run, "partial" if summary.failed else "succeeded", counts=counts)
+        counts = run.counts = summary.as_dict()
+        run.status = "partial" if summary.failed else "succeeded"
     print_summary("posters", counts, as_json=as_json)
     return 1 if summary.failed else 0
 
@@ -185,7 +160,7 @@ def posters_verify(app: App, repair: bool, as_json: bool) -> int:
         else:
             client = _LazyClient(settings)
             locks = (SCRAPE_LOCK_NAME, LOCK_NAME)
-            with _locked_run(store, VERIFY_COMMAND, {"repair": True}, locks) as run:
+            with store.recorded_run(VERIFY_COMMAND, {"repair": True}, locks=locks) as run:
                 try:
                     with _sigterm_interrupts():
                         report = audit_posters(
@@ -193,25 +168,14 @@ def posters_verify(app: App, repair: bool, as_json: bool) -> int:
                             settings,
                             repair=True,
                             client=client,
-                            run_id=run,
+                            run_id=run.run_id,
                             lock_name=LOCK_NAME,
                         )
-                except BaseException as exc:
-                    interrupted = isinstance(exc, (KeyboardInterrupt, Interrupted))
-                    store.finish_run(
-                        run,
-                        "interrupted" if interrupted else "failed",
-                        counts={},
-                        error=str(exc)[:2000] or exc.__class__.__name__,
-                    )
-                    if isinstance(exc, KeyboardInterrupt):
-                        raise Interrupted("interrupted") from None
-                    raise
                 finally:
                     client.close()
-                counts = report.as_dict()
-                counts.pop("examples", None)
-                store.finish_run(run, "partial" if report.problems else "succeeded", counts=counts)
+                run.counts = report.as_dict()
+                run.counts.pop("examples", None)
+                run.status = "partial" if report.problems else "succeeded"
     if as_json:
         print_summary("posters verify", report.as_dict(), as_json=True)
     else:

@@ -16,14 +16,13 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reelset.console import progress
-from reelset.errors import Interrupted, UsageError
+from reelset.errors import UsageError
 from reelset.scraper.imdb_tsv import (
     BASICS_COLUMNS,
     RATINGS_COLUMNS,
@@ -126,39 +125,6 @@ def resolve_import_files(
     return basics, ratings
 
 
-@dataclass
-class RunHandle:
-    """A recorded run in progress: its id, and the counts saved with it when it ends."""
-
-    run_id: int
-    counts: dict[str, Any] = field(default_factory=dict)
-
-
-@contextmanager
-def recorded_run(store: Store, params: dict[str, Any]) -> Iterator[RunHandle]:
-    """Hold the ``imdb`` lock and record the run in ``scrape_runs``.
-
-    The body sets ``handle.counts``; they are saved when the run ends. An exception marks
-    the run failed (interrupted, for Ctrl-C, raised again as :class:`Interrupted`).
-    """
-    store.close_abandoned_runs(RUN_COMMAND)
-    store.acquire_lock(LOCK_NAME)
-    try:
-        handle = RunHandle(store.start_run(RUN_COMMAND, params))
-        store.set_lock_run(LOCK_NAME, handle.run_id)
-        try:
-            yield handle
-        except KeyboardInterrupt:
-            store.finish_run(handle.run_id, "interrupted", counts=handle.counts)
-            raise Interrupted("interrupted; the batches written so far are kept") from None
-        except BaseException as exc:
-            store.finish_run(handle.run_id, "failed", counts=handle.counts, error=str(exc)[:2000])
-            raise
-        store.finish_run(handle.run_id, "succeeded", counts=handle.counts)
-    finally:
-        store.release_lock(LOCK_NAME)
-
-
 def _titles(rows: list[BasicsRow], ratings: Ratings | None) -> tuple[list[ImdbTitle], int]:
     found = ratings.lookup([r.number for r in rows]) if ratings is not None else [None] * len(rows)
     titles = []
@@ -204,7 +170,7 @@ def import_tsv(
     source = {"basics_file": str(basics), "ratings_file": str(ratings) if ratings else "-"}
     report = ImportReport(source=source, title_types=list(title_types))
     params = {**source, "title_types": list(title_types), "batch_size": batch_size}
-    with recorded_run(store, params) as run:
+    with store.recorded_run(RUN_COMMAND, params, locks=(LOCK_NAME,)) as run:
         report.run_id = run.run_id
         table: Ratings | None = None
         if ratings is not None:

@@ -28,7 +28,7 @@ from typing import Any
 from reelset.config import mask_url
 from reelset.console import progress
 from reelset.errors import ConfigError, ReelsetError
-from reelset.scraper.imdb import ImportReport, recorded_run
+from reelset.scraper.imdb import LOCK_NAME, RUN_COMMAND, ImportReport
 from reelset.storage import Store
 from reelset.storage.imdb import ImdbTitle, imdb_coverage, movie_imdb_ids, upsert_imdb_titles
 
@@ -203,7 +203,7 @@ def import_from_cinemagoer(
     }
     wanted = set(title_types)
     params = {"cinemagoer_uri": mask_url(uri), "title_types": list(title_types)}
-    with recorded_run(store, params) as run:
+    with store.recorded_run(RUN_COMMAND, params, locks=(LOCK_NAME,)) as run:
         report.run_id = run.run_id
         batch: list[ImdbTitle] = []
         with progress("reading cinemagoer titles", len(valid), unit="titles") as bar:

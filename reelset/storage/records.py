@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,15 @@ class UpsertResult:
         self.new_ids.extend(other.new_ids)
         self.updated_ids.extend(other.updated_ids)
         return self
+
+
+@dataclass
+class RunHandle:
+    """A recorded run in progress: the body sets ``counts`` (and may set ``status``)."""
+
+    run_id: int
+    counts: dict[str, Any] = field(default_factory=dict)
+    status: str = "succeeded"
 
 
 @dataclass(frozen=True)

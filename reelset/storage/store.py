@@ -39,9 +39,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 from reelset.config import Settings, mask_url
-from reelset.errors import LockedError, StoreError
+from reelset.errors import Interrupted, LockedError, StoreError
 from reelset.storage import schema
-from reelset.storage.records import Failure, Genre, LockHolder, MovieRecord, UpsertResult
+from reelset.storage.records import (
+    Failure,
+    Genre,
+    LockHolder,
+    MovieRecord,
+    RunHandle,
+    UpsertResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -567,6 +574,41 @@ class Store:
         with self.read() as conn:
             row = conn.execute(stmt.order_by(r.c.run_id.desc()).limit(1)).mappings().first()
         return dict(row) if row else None
+
+    @contextmanager
+    def recorded_run(
+        self, command_name: str, params: dict[str, Any], *, locks: Sequence[str] = ()
+    ) -> Iterator[RunHandle]:
+        """Hold ``locks`` and record a run in ``scrape_runs`` for the body's duration.
+
+        The run ends ``handle.status`` (default ``succeeded``) with ``handle.counts``; an
+        exception ends it ``failed``, Ctrl-C or :class:`Interrupted` ``interrupted`` (Ctrl-C is
+        raised again as :class:`Interrupted`, exit 130). Locks are released in any case.
+        """
+        self.close_abandoned_runs(command_name)
+        held: list[str] = []
+        try:
+            for name in locks:
+                self.acquire_lock(name)
+                held.append(name)
+            handle = RunHandle(self.start_run(command_name, params))
+            for name in held:
+                self.set_lock_run(name, handle.run_id)
+            try:
+                yield handle
+            except (KeyboardInterrupt, Interrupted) as exc:
+                self.finish_run(handle.run_id, "interrupted", counts=handle.counts)
+                if isinstance(exc, KeyboardInterrupt):
+                    raise Interrupted("interrupted; the work written so far is kept") from None
+                raise
+            except BaseException as exc:
+                error = str(exc)[:2000] or exc.__class__.__name__
+                self.finish_run(handle.run_id, "failed", counts=handle.counts, error=error)
+                raise
+            self.finish_run(handle.run_id, handle.status, counts=handle.counts)
+        finally:
+            for name in reversed(held):
+                self.release_lock(name)
 
     def close_abandoned_runs(self, command_name: str) -> int:
         """Mark ``running`` runs of a command whose process is gone as ``interrupted``."""

@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
-from reelset.errors import LockedError, StoreError
+from reelset.errors import Interrupted, LockedError, StoreError
 from reelset.storage import Genre, MovieRecord, Store, head_version, schema
 from reelset.storage.schema import CONTRACT_TABLES, VIEW_NAMES
 
@@ -332,3 +332,42 @@ def test_two_processes_write_one_sqlite_store(sqlite_url: str) -> None:
     with Store(sqlite_url) as s, s.read() as conn:
         assert conn.execute(text("SELECT count(*) FROM movies")).scalar() == 4300
         assert conn.execute(text("SELECT count(*) FROM movie_genres")).scalar() == 4300
+
+
+def test_recorded_run_records_every_ending_and_releases_locks(store: Store) -> None:
+    with store.recorded_run("job", {"a": 1}, locks=("job", "other")) as run:
+        holder = store.lock_holder("job")
+        assert holder is not None and holder.run_id == run.run_id
+        run.counts, run.status = {"done": 3}, "partial"
+    last = store.last_run("job")
+    assert last is not None and (last["status"], last["counts"]) == ("partial", {"done": 3})
+    assert store.lock_holder("job") is None and store.lock_holder("other") is None
+
+    with pytest.raises(ValueError), store.recorded_run("job", {}, locks=("job",)) as run:
+        run.counts = {"done": 1}
+        raise ValueError("bad row")
+    last = store.last_run("job")
+    assert last is not None and (last["status"], last["error"]) == ("failed", "bad row")
+    assert last["counts"] == {"done": 1}
+
+    with pytest.raises(Interrupted), store.recorded_run("job", {}, locks=("job",)):
+        raise KeyboardInterrupt
+    last = store.last_run("job")
+    assert last is not None and last["status"] == "interrupted"
+    assert store.lock_holder("job") is None
+
+    with store.write() as conn:  # held by a live run elsewhere: refused before it is recorded
+        conn.execute(
+            schema.run_lock.insert().values(
+                name="job",
+                run_id=7,
+                pid=1,
+                hostname="another-host",
+                acquired_at=schema.utcnow(),
+                heartbeat_at=schema.utcnow(),
+            )
+        )
+    runs_before = store.row_counts()["scrape_runs"]
+    with pytest.raises(LockedError), store.recorded_run("job", {}, locks=("job",)):
+        pass
+    assert store.row_counts()["scrape_runs"] == runs_before
