@@ -40,9 +40,9 @@ from sqlalchemy import text
 
 from reelset.sandbox.genres import FOREIGN_GENRE_ID, FOREIGN_GENRE_NAME, MOVIE_GENRES
 from reelset.sandbox.synthetic import synthetic_movie
-from reelset.scraper.tmdb import parse_movie
 from reelset.storage import Store, schema
 from reelset.storage.records import Genre, MovieRecord
+from reelset.tmdb.client import parse_movie
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 STORE_FORMAT = 2  # bump when the generated store changes shape
@@ -146,7 +146,7 @@ def ensure_store(n: int, seed: int) -> Path:
     started = time.perf_counter()
     store = Store(f"sqlite:///{tmp}", batch_size=CHUNK)
     store.upgrade()
-    store.upsert_genres(
+    store.movies.upsert_genres(
         [Genre(i, name) for i, name in MOVIE_GENRES]
         + [Genre(FOREIGN_GENRE_ID, FOREIGN_GENRE_NAME, "patched")]
     )
@@ -154,7 +154,7 @@ def ensure_store(n: int, seed: int) -> Path:
     done = 0
     with multiprocessing.get_context("fork").Pool(2) as pool:
         for records in pool.imap(_make_chunk, _chunks(n, seed), chunksize=1):
-            store.upsert_movies(records)
+            store.movies.upsert(records)
             posters, titles, genres = _extra_rows(records, seed, previous)
             with store.write() as conn:
                 if posters:

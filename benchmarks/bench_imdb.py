@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reelset.scraper.imdb_cinemagoer import IMDB_GENRES
+from reelset.imdb.cinemagoer import IMDB_GENRES
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "imdb"
 GENERATOR_VERSION = 1

@@ -72,14 +72,14 @@ REELSET = r"""
 import json, os, sys, time
 from pathlib import Path
 from reelset.config import settings_from_dict
-from reelset.scraper.posters import download_posters, verify_processes_for
+from reelset.posters.download import download_posters, verify_processes_for
 from reelset.storage import MovieRecord, Store
 
 work, base, workers = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 paths = Path(sys.argv[4]).read_text().split()
 store = Store(f"sqlite:///{work / 'reelset.db'}")
 store.upgrade()
-store.upsert_movies(
+store.movies.upsert(
     [MovieRecord(tmdb_id=i + 1, title=f"m{i}", poster_path=p) for i, p in enumerate(paths)]
 )
 settings = settings_from_dict(

@@ -63,7 +63,7 @@ def start_sandbox(movies: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
 
 def run_reelset(info: dict[str, str], work: Path) -> dict[str, float]:
     from reelset.config import settings_from_dict
-    from reelset.scraper.job import ScrapeOptions, run_scrape
+    from reelset.tmdb.scrape import ScrapeOptions, run_scrape
 
     os.environ["TMDB_API_KEY"] = info["API key"]
     settings = settings_from_dict(

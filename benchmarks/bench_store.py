@@ -75,9 +75,9 @@ def make_records(n: int, seed: int = 1) -> list[MovieRecord]:
 def bench_api(url: str, records: list[MovieRecord]) -> float:
     store = Store(url, batch_size=BATCH)
     store.upgrade()
-    store.upsert_genres([Genre(g, f"G{g}") for g in GENRES])
+    store.movies.upsert_genres([Genre(g, f"G{g}") for g in GENRES])
     start = time.perf_counter()
-    result = store.upsert_movies(records)
+    result = store.movies.upsert(records)
     elapsed = time.perf_counter() - start
     assert result.new == len(records)
     store.close()
@@ -87,7 +87,7 @@ def bench_api(url: str, records: list[MovieRecord]) -> float:
 def bench_floor(path: Path, records: list[MovieRecord]) -> float:
     store = Store(f"sqlite:///{path}")  # identical tables, created by the same migrations
     store.upgrade()
-    store.upsert_genres([Genre(g, f"G{g}") for g in GENRES])
+    store.movies.upsert_genres([Genre(g, f"G{g}") for g in GENRES])
     store.close()
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode = WAL")

@@ -9,46 +9,23 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
 from reelset import __version__
+from reelset.commands.app import App
 from reelset.commands.build import build_command, datasets_group
 from reelset.commands.db import db_group
 from reelset.commands.imdb import imdb_group
 from reelset.commands.posters import posters_group
 from reelset.commands.sandbox import sandbox_group
 from reelset.commands.scrape import scrape_command
-from reelset.config import Settings, load_settings
-from reelset.console import redact, register_secrets, setup_logging
+from reelset.console import setup_logging
 from reelset.errors import ReelsetError
-from reelset.storage import Store
+from reelset.redaction import redact
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class App:
-    """What every command gets through ``click.pass_obj``: config and store, loaded lazily."""
-
-    config_path: Path | None = None
-    verbosity: int = 0
-    quiet: bool = False
-    _settings: Settings | None = field(default=None, repr=False)
-
-    @property
-    def settings(self) -> Settings:
-        """The validated settings (raises ConfigError -> exit 2)."""
-        if self._settings is None:
-            self._settings = load_settings(self.config_path)
-            register_secrets(self._settings.credentials().secrets())
-        return self._settings
-
-    def open_store(self, *, upgrade: bool = True) -> Store:
-        """Open the configured store, upgrading an older schema first."""
-        return Store.open(self.settings, upgrade=upgrade)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

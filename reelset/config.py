@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from reelset.errors import ConfigError
-from reelset.ratespec import RateSpec, parse_rate
+from reelset.transport.ratespec import RateSpec, parse_rate
 
 ENV_CONFIG = "REELSET_CONFIG"
 ENV_API_KEY = "TMDB_API_KEY"

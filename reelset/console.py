@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,35 +30,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from reelset.redaction import RedactSecrets, redact
+
 log = logging.getLogger("reelset")
 
-_secrets: set[str] = set()
 _quiet = False
-
-
-class RedactSecrets(logging.Filter):
-    """Replace every registered secret in a log record's message with ``***``."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
-            message = record.getMessage()
-            redacted = redact(message)
-            if redacted != message:
-                record.msg, record.args = redacted, None
-        return True
-
-
-def register_secrets(values: Iterable[str]) -> None:
-    """Make sure these values never appear in a log line or an error message we print."""
-    _secrets.update(v for v in values if v and len(v) >= 4)
-
-
-def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
-    for secret in _secrets:
-        text = text.replace(secret, "***")
-    return text
-
 
 def stderr_is_tty() -> bool:
     """Whether progress can be drawn as a live bar."""

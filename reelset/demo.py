@@ -17,9 +17,10 @@ import threading
 
 from reelset.commands.build import demo_build
 from reelset.config import ENV_API_KEY, ENV_BEARER, Settings, load_settings, mask_url
-from reelset.console import print_summary, register_secrets, setup_logging
+from reelset.console import print_summary, setup_logging
 from reelset.errors import ReelsetError
-from reelset.scraper.job import ScrapeOptions, run_scrape, stop_on_signals
+from reelset.redaction import register_secrets
+from reelset.tmdb.scrape import ScrapeOptions, run_scrape, stop_on_signals
 
 DEMO_RATE = "50/1s"
 

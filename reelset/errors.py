@@ -47,3 +47,21 @@ class Interrupted(ReelsetError):
     """The run was stopped by SIGINT/SIGTERM after finishing the writes in flight (exit 130)."""
 
     exit_code = 130
+
+
+def error_line(exc: BaseException, *, limit: int = 300, with_type: bool = False) -> str:
+    """The first line of an exception's text, redacted and cut to ``limit`` characters.
+
+    The one way reelset turns an exception into text it prints, logs or stores. A database
+    error's driver message (``exc.orig``) is preferred to SQLAlchemy's wrapper text; an
+    exception without text is named by its class. ``with_type`` prefixes the class name.
+    """
+    from reelset.redaction import redact
+
+    raw = str(getattr(exc, "orig", None) or exc)
+    lines = [line.strip() for line in raw.strip().splitlines() if line.strip()]
+    name = exc.__class__.__name__
+    text = redact(lines[0]) if lines else name
+    if with_type and lines:
+        text = f"{name}: {text}"
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"

@@ -19,6 +19,8 @@ from sqlalchemy.engine import make_url
 
 from reelset.storage import Store
 
+pytest_plugins = ["tests.cli_env"]
+
 DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 

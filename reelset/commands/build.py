@@ -16,15 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from reelset.commands.app import App, json_option
 from reelset.console import print_summary
 from reelset.errors import Interrupted
 
 if TYPE_CHECKING:
-    from reelset.cli import App
     from reelset.config import Settings
     from reelset.dataset.build import BuildResult
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 
 
 @contextmanager
@@ -86,7 +85,7 @@ def datasets_group() -> None:
 @click.pass_obj
 def datasets_list(app: App, as_json: bool) -> int:
     """List the datasets in [build] output_dir with their versions."""
-    from reelset.dataset.catalog import list_datasets
+    from reelset.dataset.inspect import list_datasets
 
     found = list_datasets(app.settings.output_dir)
     if as_json:
@@ -115,7 +114,7 @@ def datasets_list(app: App, as_json: bool) -> int:
 @click.pass_obj
 def datasets_show(app: App, ref: str, as_json: bool) -> int:
     """Show a dataset version: rows, labels with counts per split, removals."""
-    from reelset.dataset.catalog import show
+    from reelset.dataset.inspect import show
 
     _print_show(show(app.settings.output_dir, ref), as_json)
     return 0
@@ -140,7 +139,7 @@ def _print_show(info: dict[str, Any], as_json: bool) -> None:
 @click.pass_obj
 def datasets_diff(app: App, ref_a: str, ref_b: str, as_json: bool) -> int:
     """Movies added, removed and relabelled between two versions; split moves (exit 1)."""
-    from reelset.dataset.catalog import diff
+    from reelset.dataset.inspect import diff
 
     result = diff(app.settings.output_dir, ref_a, ref_b)
     print_summary(f"{result['from']} -> {result['to']}", result, as_json=as_json)
@@ -161,7 +160,7 @@ def demo_build(settings: Settings | None = None) -> int:
     """
     from reelset.config import load_settings
     from reelset.dataset.build import build_dataset
-    from reelset.dataset.catalog import show
+    from reelset.dataset.inspect import show
 
     settings = settings or load_settings()
     result = build_dataset(settings)

@@ -7,17 +7,13 @@ cinemagoer, which other commands (and ``--help``) should not pay for.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from reelset.commands.app import App, json_option
 from reelset.console import print_summary
 from reelset.errors import UsageError
 
-if TYPE_CHECKING:
-    from reelset.cli import App
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 _file = click.Path(dir_okay=False, path_type=Path)
 
 
@@ -45,7 +41,7 @@ def imdb_group() -> None:
 @click.pass_obj
 def imdb_download(app: App, directory: Path, extra: str, as_json: bool) -> int:
     """Download IMDb's dataset files: resumable, retried, verified before use."""
-    from reelset.scraper.imdb_download import check_names, download_datasets
+    from reelset.imdb.download import check_names, download_datasets
 
     cfg = app.settings.imdb
     names = check_names([*cfg.files, *extra.split(",")])
@@ -99,8 +95,8 @@ def imdb_import(
     Safe to run again: unchanged titles are not written. Malformed rows are counted,
     sampled in the summary and skipped.
     """
-    from reelset.scraper.imdb import import_tsv, resolve_import_files
-    from reelset.scraper.imdb_cinemagoer import import_from_cinemagoer
+    from reelset.imdb.cinemagoer import import_from_cinemagoer
+    from reelset.imdb.importer import import_tsv, resolve_import_files
 
     cfg = app.settings.imdb
     if from_cinemagoer:

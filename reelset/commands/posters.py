@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from reelset.commands.app import App, json_option
 from reelset.config import Settings
 from reelset.console import print_summary
-from reelset.scraper.poster_audit import AuditReport, audit_posters
-from reelset.scraper.posters import PostersInterrupted, download_posters
+from reelset.posters.audit import AuditReport, audit_posters
+from reelset.posters.download import PostersInterrupted, download_posters
+from reelset.runs import recorded_run
 
 if TYPE_CHECKING:
-    from reelset.cli import App
-    from reelset.scraper.tmdb import TmdbClient
+    from reelset.tmdb.client import TmdbClient
 
 RUN_COMMAND = "posters"
 VERIFY_COMMAND = "posters-verify"
@@ -30,7 +31,6 @@ LOCK_NAME = "posters"
 SCRAPE_LOCK_NAME = "scrape"
 """The scraper's run lock: ``verify --repair`` holds it too, as scrapes download posters."""
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 
 
 class _LazyClient:
@@ -45,7 +45,7 @@ class _LazyClient:
         if self.settings.tmdb.image_base_url:
             return self.settings.tmdb.image_base_url
         if self._client is None:
-            from reelset.scraper.tmdb import TmdbClient
+            from reelset.tmdb.client import TmdbClient
 
             self._client = TmdbClient(self.settings)
         return self._client.image_base_url()
@@ -106,7 +106,7 @@ def posters_group(
     client = _LazyClient(settings)
     with (
         app.open_store() as store,
-        store.recorded_run(RUN_COMMAND, params, locks=(LOCK_NAME,)) as run,
+        recorded_run(store, RUN_COMMAND, params, locks=(LOCK_NAME,)) as run,
     ):
         try:
             with _sigterm_interrupts():
@@ -160,7 +160,7 @@ def posters_verify(app: App, repair: bool, as_json: bool) -> int:
         else:
             client = _LazyClient(settings)
             locks = (SCRAPE_LOCK_NAME, LOCK_NAME)
-            with store.recorded_run(VERIFY_COMMAND, {"repair": True}, locks=locks) as run:
+            with recorded_run(store, VERIFY_COMMAND, {"repair": True}, locks=locks) as run:
                 try:
                     with _sigterm_interrupts():
                         report = audit_posters(

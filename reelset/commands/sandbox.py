@@ -8,8 +8,8 @@ from types import FrameType
 
 import click
 
-from reelset.ratespec import RateSpec, parse_rate
 from reelset.sandbox import Catalog, FaultSpec, Sandbox, parse_fault_spec
+from reelset.transport.ratespec import RateSpec, parse_rate
 
 _NO_RATE = ("none", "off", "unlimited")
 

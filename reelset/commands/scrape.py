@@ -1,21 +1,18 @@
-"""``reelset scrape``: fetch TMDB movies into the store (see ``reelset.scraper.job``)."""
+"""``reelset scrape``: fetch TMDB movies into the store (see ``reelset.tmdb.scrape``)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from reelset.commands.app import App, json_option
 from reelset.console import print_summary
 from reelset.errors import UsageError
-from reelset.scraper.discovery import STRATEGIES, read_ids_file
-from reelset.scraper.job import ScrapeOptions, run_scrape, stop_on_signals
-
-if TYPE_CHECKING:
-    from reelset.cli import App
+from reelset.tmdb.discovery import STRATEGIES, read_ids_file
+from reelset.tmdb.scrape import ScrapeOptions, run_scrape, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +53,7 @@ log = logging.getLogger(__name__)
     help="Only retry the open failures of earlier runs (no discovery).",
 )
 @click.option("--no-posters", is_flag=True, help="Do not download posters after the scrape.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option
 @click.pass_obj
 def scrape_command(
     app: App,

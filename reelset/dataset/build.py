@@ -592,7 +592,7 @@ def _build(
     parent_folder = root / parent if parent else None
     version: str | None = next_version(root)
     assert version is not None
-    store = Store(settings.database_url, busy_timeout_s=settings.storage.busy_timeout_s)
+    store = Store.open(settings, upgrade=False, check=False)  # read_store checks the version
     try:
         snapshot = read_store(store)
     finally:

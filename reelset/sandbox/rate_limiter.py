@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from reelset.ratespec import RateSpec
+from reelset.transport.ratespec import RateSpec
 
 
 class SlidingWindowLimiter:

@@ -33,7 +33,6 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from reelset.ratespec import RateSpec, parse_rate
 from reelset.sandbox import movie_shapes, tmdb_errors
 from reelset.sandbox.catalog import PAGE_SIZE, SORT_KEYS, Catalog, ImageTarget
 from reelset.sandbox.counters import Counters, CountersSnapshot
@@ -60,6 +59,7 @@ from reelset.sandbox.poster_render import (
 )
 from reelset.sandbox.rate_limiter import SlidingWindowLimiter, retry_after_header
 from reelset.sandbox.tmdb_errors import TmdbError
+from reelset.transport.ratespec import RateSpec, parse_rate
 
 SANDBOX_API_KEY = "reelset-sandbox-key"
 SANDBOX_READ_ACCESS_TOKEN = "reelset-sandbox-read-access-token"

@@ -94,7 +94,7 @@ class Crafted:
 
     def add(self, records: Iterable[MovieRecord]) -> None:
         """Write movies through the Store API."""
-        self.store.upsert_movies(list(records))
+        self.store.movies.upsert(list(records))
 
     def posters(self, rows: Iterable[dict[str, Any]]) -> None:
         """Insert or replace posters rows."""
@@ -126,7 +126,7 @@ def crafted(tmp_path: Path) -> Iterator[Crafted]:
     url = f"sqlite:///{tmp_path / 'store' / 'reelset.db'}"
     store = Store(url)
     store.upgrade()
-    store.upsert_genres(Genre(i, n) for i, n in TMDB_GENRES.items())
+    store.movies.upsert_genres(Genre(i, n) for i, n in TMDB_GENRES.items())
     yield Crafted(store=store, tmp_path=tmp_path, url=url)
     store.close()
 

@@ -12,8 +12,8 @@ from tests.dataset.conftest import TMDB_GENRES, movie, poster_row
 
 
 def test_snapshot_and_plan_on_each_backend(store: Store, store_url: str) -> None:
-    store.upsert_genres(Genre(i, n) for i, n in TMDB_GENRES.items())
-    store.upsert_movies(
+    store.movies.upsert_genres(Genre(i, n) for i, n in TMDB_GENRES.items())
+    store.movies.upsert(
         [
             movie(1, genre_ids=(18, 35), tagline="A tagline."),
             movie(2, adult=True, genre_ids=(28,)),
@@ -22,7 +22,7 @@ def test_snapshot_and_plan_on_each_backend(store: Store, store_url: str) -> None
             movie(5, genre_ids=(35,)),
         ]
     )
-    store.mark_gone([5])
+    store.movies.mark_gone([5])
     with store.write() as conn:
         conn.execute(schema.posters.insert(), [poster_row(1), poster_row(2, status="failed")])
         conn.execute(

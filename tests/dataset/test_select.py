@@ -52,7 +52,7 @@ def cases(crafted: Crafted) -> Crafted:
             movie(121, genre_ids=(18, 37)),  # keeps Drama
         ]
     )
-    crafted.store.mark_gone([2])
+    crafted.store.movies.mark_gone([2])
     ids = [1, 10, 11, 12, 13, 14, 15, 20, 21, 30, 31, 40, 41, 50, 51, 52, 60, 61, 70, 80, 90,
            100, 101, 120, 121]
     crafted.posters([poster_row(i) for i in ids] + [poster_row(111, status="failed")])

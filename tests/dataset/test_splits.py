@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from iterstrat.ml_stratifiers import IterativeStratification
 
-from reelset.dataset.catalog import diff
+from reelset.dataset.inspect import diff
 from reelset.dataset.splits import SPLITS, assign_splits, iterative_stratification
 from tests.dataset.conftest import Crafted, build, movie, plan_for, random_movies
 
@@ -78,7 +78,7 @@ def test_splits_stable_across_versions(crafted: Crafted) -> None:
     first = build(crafted)
     v1 = _split_of(first.path)
     # Next version: 100 movies gone, 300 new, 50 relabelled.
-    crafted.store.mark_gone(range(1, 101))
+    crafted.store.movies.mark_gone(range(1, 101))
     crafted.add(random_movies(300, seed=2, start_id=2001))
     crafted.add(movie(i, genre_ids=(99, 36)) for i in range(500, 550))
     second = build(crafted)

@@ -7,9 +7,9 @@ import time
 import pytest
 import requests
 
-from reelset.ratespec import RateSpec
 from reelset.sandbox import SANDBOX_API_KEY, SANDBOX_READ_ACCESS_TOKEN, Sandbox
 from reelset.sandbox.rate_limiter import SlidingWindowLimiter, retry_after_header
+from reelset.transport.ratespec import RateSpec
 
 from .conftest import Api, MakeApi
 

@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
 from reelset.errors import Interrupted, LockedError, StoreError
+from reelset.runs import recorded_run
 from reelset.storage import Genre, MovieRecord, Store, head_version, schema
 from reelset.storage.schema import CONTRACT_TABLES, VIEW_NAMES
 
@@ -100,18 +101,18 @@ def test_sqlite_pragmas(sqlite_store: Store) -> None:
 
 
 def test_upsert_is_idempotent_and_detects_changes(store: Store) -> None:
-    store.upsert_genres([Genre(18, "Drama"), Genre(53, "Thriller"), Genre(35, "Comedy")])
-    first = store.upsert_movies([movie(1), movie(2), movie(3)])
+    store.movies.upsert_genres([Genre(18, "Drama"), Genre(53, "Thriller"), Genre(35, "Comedy")])
+    first = store.movies.upsert([movie(1), movie(2), movie(3)])
     assert (first.new, first.updated, first.unchanged) == (3, 0, 0)
     snapshot = table_rows(store, "movies", "tmdb_id")
     genres_before = table_rows(store, "movie_genres", "tmdb_id, genre_id")
 
-    again = store.upsert_movies([movie(1), movie(2), movie(3)])
+    again = store.movies.upsert([movie(1), movie(2), movie(3)])
     assert (again.new, again.updated, again.unchanged) == (0, 0, 3)
     assert table_rows(store, "movies", "tmdb_id") == snapshot  # not even updated_at moved
     assert table_rows(store, "movie_genres", "tmdb_id, genre_id") == genres_before
 
-    changed = store.upsert_movies(
+    changed = store.movies.upsert(
         [movie(1, title="New title"), movie(2, genre_ids=(35,)), movie(3)]
     )
     assert (changed.new, changed.updated, changed.unchanged) == (0, 2, 1)
@@ -142,7 +143,7 @@ def test_upsert_is_idempotent_and_detects_changes(store: Store) -> None:
 def test_upsert_in_batches_and_duplicates_within_a_batch(store: Store) -> None:
     store.batch_size = 7
     records = [movie(i) for i in range(1, 51)] + [movie(5, title="last wins")]
-    result = store.upsert_movies(records)
+    result = store.movies.upsert(records)
     assert result.new == 50
     with store.read() as conn:
         assert conn.execute(text("SELECT count(*) FROM movies")).scalar() == 50
@@ -153,8 +154,8 @@ def test_upsert_in_batches_and_duplicates_within_a_batch(store: Store) -> None:
 
 
 def test_unknown_genre_ids_get_a_placeholder(store: Store) -> None:
-    store.upsert_genres([Genre(18, "Drama")])
-    store.upsert_movies([movie(1, genre_ids=(18, 4242))])
+    store.movies.upsert_genres([Genre(18, "Drama")])
+    store.movies.upsert([movie(1, genre_ids=(18, 4242))])
     with store.read() as conn:
         row = conn.execute(text("SELECT name, origin FROM genres WHERE genre_id = 4242")).one()
         assert tuple(row) == ("Unknown (4242)", "unknown")
@@ -163,7 +164,7 @@ def test_unknown_genre_ids_get_a_placeholder(store: Store) -> None:
         ).scalar()
         assert names == "Drama, Unknown (4242)"
     # a later genre list that knows the id renames it
-    store.upsert_genres([Genre(4242, "Foreign", "patched")])
+    store.movies.upsert_genres([Genre(4242, "Foreign", "patched")])
     with store.read() as conn:
         assert (
             conn.execute(text("SELECT origin FROM genres WHERE genre_id = 4242")).scalar()
@@ -172,7 +173,7 @@ def test_unknown_genre_ids_get_a_placeholder(store: Store) -> None:
 
 
 def test_shared_imdb_ids_are_allowed(store: Store) -> None:
-    store.upsert_movies([movie(1, imdb_id="tt0000001"), movie(2, imdb_id="tt0000001")])
+    store.movies.upsert([movie(1, imdb_id="tt0000001"), movie(2, imdb_id="tt0000001")])
     with store.read() as conn:
         assert (
             conn.execute(text("SELECT count(*) FROM movies WHERE imdb_id = 'tt0000001'")).scalar()
@@ -182,36 +183,36 @@ def test_shared_imdb_ids_are_allowed(store: Store) -> None:
 
 def test_mark_gone_and_fetched_since(store: Store) -> None:
     t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    store.upsert_movies([movie(1), movie(2)], now=t0)
-    store.upsert_movies([movie(2)], now=t0 + dt.timedelta(days=10))
-    assert store.fetched_since([1, 2, 3], t0 + dt.timedelta(days=5)) == {2}
-    assert store.mark_gone([1]) == 1
-    assert store.mark_gone([1]) == 0
+    store.movies.upsert([movie(1), movie(2)], now=t0)
+    store.movies.upsert([movie(2)], now=t0 + dt.timedelta(days=10))
+    assert store.movies.fetched_since([1, 2, 3], t0 + dt.timedelta(days=5)) == {2}
+    assert store.movies.mark_gone([1]) == 1
+    assert store.movies.mark_gone([1]) == 0
     with store.read() as conn:
         assert conn.execute(text("SELECT status FROM movies WHERE tmdb_id = 1")).scalar() == "gone"
     # a movie that comes back is active again
-    assert store.upsert_movies([movie(1)]).updated == 1
+    assert store.movies.upsert([movie(1)]).updated == 1
 
 
 def test_runs_and_failures(store: Store) -> None:
-    run = store.start_run("scrape", {"strategy": "export"})
-    store.record_failure("movie", "7", run_id=run, error="HTTP 500", http_status=500)
-    store.record_failure("movie", "7", run_id=run, error="HTTP 502", http_status=502)
-    store.record_failure("movie", "8", run_id=run, error="timeout")
-    failures = store.open_failures("movie")
+    run = store.runs.start("scrape", {"strategy": "export"})
+    store.failures.record("movie", "7", run_id=run, error="HTTP 500", http_status=500)
+    store.failures.record("movie", "7", run_id=run, error="HTTP 502", http_status=502)
+    store.failures.record("movie", "8", run_id=run, error="timeout")
+    failures = store.failures.open("movie")
     assert [(f.key, f.attempts, f.http_status) for f in failures] == [("7", 2, 502), ("8", 1, None)]
-    assert store.resolve_failures("movie", ["7"]) == 1
-    assert [f.key for f in store.open_failures("movie")] == ["8"]
-    store.record_failure("movie", "7", run_id=run, error="again")  # a new open failure
-    assert [f.key for f in store.open_failures("movie")] == ["8", "7"]
-    store.finish_run(run, "partial", counts={"failed": 2})
-    last = store.last_run("scrape")
+    assert store.failures.resolve("movie", ["7"]) == 1
+    assert [f.key for f in store.failures.open("movie")] == ["8"]
+    store.failures.record("movie", "7", run_id=run, error="again")  # a new open failure
+    assert [f.key for f in store.failures.open("movie")] == ["8", "7"]
+    store.runs.finish(run, "partial", counts={"failed": 2})
+    last = store.runs.last("scrape")
     assert last is not None and last["status"] == "partial" and last["counts"] == {"failed": 2}
     assert last["finished_at"] is not None and last["params"] == {"strategy": "export"}
 
 
 def test_lock_is_exclusive_and_stale_locks_are_taken_over(store: Store) -> None:
-    store.acquire_lock("scrape", run_id=1)
+    store.locks.acquire("scrape", run_id=1)
     other = subprocess.run(
         [
             sys.executable,
@@ -221,7 +222,7 @@ def test_lock_is_exclusive_and_stale_locks_are_taken_over(store: Store) -> None:
             from reelset.errors import LockedError
             s = Store({store.url!r})
             try:
-                s.acquire_lock("scrape")
+                s.locks.acquire("scrape")
             except LockedError as e:
                 print(e)
                 raise SystemExit(3)
@@ -233,8 +234,8 @@ def test_lock_is_exclusive_and_stale_locks_are_taken_over(store: Store) -> None:
     )
     assert other.returncode == 3, other.stderr
     assert "locked by run 1" in other.stdout and f"pid {os.getpid()}" in other.stdout
-    store.release_lock("scrape")
-    assert store.lock_holder("scrape") is None
+    store.locks.release("scrape")
+    assert store.locks.holder("scrape") is None
 
     # a lock held by a process that no longer exists is taken over
     dead = subprocess.run(
@@ -254,8 +255,8 @@ def test_lock_is_exclusive_and_stale_locks_are_taken_over(store: Store) -> None:
                 heartbeat_at=schema.utcnow(),
             )
         )
-    store.acquire_lock("scrape", run_id=100)
-    holder = store.lock_holder("scrape")
+    store.locks.acquire("scrape", run_id=100)
+    holder = store.locks.holder("scrape")
     assert holder is not None and holder.run_id == 100 and holder.pid == os.getpid()
 
 
@@ -272,25 +273,25 @@ def test_lock_held_elsewhere_recently_blocks(store: Store) -> None:
             )
         )
     with pytest.raises(LockedError, match=r"run 5 \(pid 1 on another-host"):
-        store.acquire_lock("scrape")
+        store.locks.acquire("scrape")
     with store.write() as conn:
         conn.execute(
             schema.run_lock.update().values(heartbeat_at=schema.utcnow() - dt.timedelta(hours=1))
         )
-    store.acquire_lock("scrape")
+    store.locks.acquire("scrape")
 
 
 def test_checkpoints(store: Store) -> None:
-    assert store.get_checkpoint("x") is None
-    store.set_checkpoint("x", {"page": 3, "ids": [1, 2]}, run_id=1)
-    store.set_checkpoint("x", {"page": 4, "ids": [1, 2]}, run_id=1)
-    assert store.get_checkpoint("x") == {"page": 4, "ids": [1, 2]}
-    store.delete_checkpoint("x")
-    assert store.get_checkpoint("x") is None
+    assert store.checkpoints.get("x") is None
+    store.checkpoints.set("x", {"page": 3, "ids": [1, 2]}, run_id=1)
+    store.checkpoints.set("x", {"page": 4, "ids": [1, 2]}, run_id=1)
+    assert store.checkpoints.get("x") == {"page": 4, "ids": [1, 2]}
+    store.checkpoints.delete("x")
+    assert store.checkpoints.get("x") is None
 
 
 def test_timestamps_are_utc_iso_text_on_sqlite(sqlite_store: Store, sqlite_url: str) -> None:
-    sqlite_store.upsert_movies([movie(1)])
+    sqlite_store.movies.upsert([movie(1)])
     path = sqlite_url.removeprefix("sqlite:///")
     con = sqlite3.connect(path)
     (value,) = con.execute("SELECT updated_at FROM movies").fetchone()
@@ -305,11 +306,11 @@ WRITER = textwrap.dedent("""
     url, start = sys.argv[1], int(sys.argv[2])
     s = Store(url, batch_size=50)
     s.upgrade()
-    s.upsert_genres([Genre(18, "Drama")])
+    s.movies.upsert_genres([Genre(18, "Drama")])
     for i in range(start, start + 2000, 100):
-        s.upsert_movies([MovieRecord(tmdb_id=j, title=f"m{j}", genre_ids=(18,))
+        s.movies.upsert([MovieRecord(tmdb_id=j, title=f"m{j}", genre_ids=(18,))
                          for j in range(i, i + 100)])
-    s.upsert_movies([MovieRecord(tmdb_id=j, title=f"shared {j}", genre_ids=(18,))
+    s.movies.upsert([MovieRecord(tmdb_id=j, title=f"shared {j}", genre_ids=(18,))
                      for j in range(10**6, 10**6 + 300)])
     print("ok")
 """)
@@ -335,26 +336,26 @@ def test_two_processes_write_one_sqlite_store(sqlite_url: str) -> None:
 
 
 def test_recorded_run_records_every_ending_and_releases_locks(store: Store) -> None:
-    with store.recorded_run("job", {"a": 1}, locks=("job", "other")) as run:
-        holder = store.lock_holder("job")
+    with recorded_run(store, "job", {"a": 1}, locks=("job", "other")) as run:
+        holder = store.locks.holder("job")
         assert holder is not None and holder.run_id == run.run_id
         run.counts, run.status = {"done": 3}, "partial"
-    last = store.last_run("job")
+    last = store.runs.last("job")
     assert last is not None and (last["status"], last["counts"]) == ("partial", {"done": 3})
-    assert store.lock_holder("job") is None and store.lock_holder("other") is None
+    assert store.locks.holder("job") is None and store.locks.holder("other") is None
 
-    with pytest.raises(ValueError), store.recorded_run("job", {}, locks=("job",)) as run:
+    with pytest.raises(ValueError), recorded_run(store, "job", {}, locks=("job",)) as run:
         run.counts = {"done": 1}
         raise ValueError("bad row")
-    last = store.last_run("job")
+    last = store.runs.last("job")
     assert last is not None and (last["status"], last["error"]) == ("failed", "bad row")
     assert last["counts"] == {"done": 1}
 
-    with pytest.raises(Interrupted), store.recorded_run("job", {}, locks=("job",)):
+    with pytest.raises(Interrupted), recorded_run(store, "job", {}, locks=("job",)):
         raise KeyboardInterrupt
-    last = store.last_run("job")
+    last = store.runs.last("job")
     assert last is not None and last["status"] == "interrupted"
-    assert store.lock_holder("job") is None
+    assert store.locks.holder("job") is None
 
     with store.write() as conn:  # held by a live run elsewhere: refused before it is recorded
         conn.execute(
@@ -368,6 +369,6 @@ def test_recorded_run_records_every_ending_and_releases_locks(store: Store) -> N
             )
         )
     runs_before = store.row_counts()["scrape_runs"]
-    with pytest.raises(LockedError), store.recorded_run("job", {}, locks=("job",)):
+    with pytest.raises(LockedError), recorded_run(store, "job", {}, locks=("job",)):
         pass
     assert store.row_counts()["scrape_runs"] == runs_before

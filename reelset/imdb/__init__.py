@@ -1,0 +1,1 @@
+"""IMDb's official datasets: download, TSV parsing, import, and cinemagoer's s3 database."""

@@ -1,0 +1,323 @@
+"""Downloading IMDb's dataset files: resumable, retried, and verified before use.
+
+Each file is fetched into ``NAME.part`` next to its destination. An interrupted download
+resumes from the part's size with an HTTP ``Range`` request (``If-Range`` makes sure the
+server's file did not change meanwhile; a server that answers 200 instead of 206 gets
+the download restarted, 416 means the part is already whole or must be dropped). The
+finished part is decompressed to its end (a truncated or corrupt gzip is refused) and
+its first line checked against the known header before it is moved into place.
+
+A destination file already present is only fetched again when the server's copy is
+newer (``If-Modified-Since``; the file's mtime is set from ``Last-Modified``).
+Transient failures (connection errors, timeouts, 429, 5xx, a body cut short) are retried
+with exponential backoff and jitter (tenacity), each retry resuming where the last
+stopped. Everything from the network is untrusted: names are checked, sizes compared
+with what the server announced.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+from reelset import __version__
+from reelset.console import progress
+from reelset.errors import ReelsetError, UsageError, error_line
+from reelset.imdb.tsv import DATASET_HEADERS, ImdbFileError, verify_dataset_file
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.tsv\.gz")
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
+_CHUNK = 64 * 1024  # a cut connection loses at most this much of what it received
+
+
+class DownloadError(ReelsetError):
+    """A dataset file could not be downloaded (exit 1); a partial file is kept to resume."""
+
+
+class _Transient(Exception):
+    """A failure worth retrying (resuming from the part file)."""
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """How one file's download went."""
+
+    name: str
+    path: Path
+    status: str  # downloaded, resumed, unchanged
+    bytes_received: int
+    size: int
+    attempts: int
+
+
+def check_names(names: list[str]) -> list[str]:
+    """Dataset file names, deduplicated in order; raises :class:`UsageError` on a bad one."""
+    out: list[str] = []
+    for name in names:
+        name = name.strip()
+        if not name:
+            continue
+        if not _NAME.fullmatch(name) or ".." in name:
+            raise UsageError(f"{name!r} is not a dataset file name (like title.basics.tsv.gz)")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise UsageError("no dataset files to download")
+    return out
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    session.headers["User-Agent"] = f"reelset/{__version__}"
+    # Byte ranges must count bytes of the file itself, not of a transfer encoding.
+    session.headers["Accept-Encoding"] = "identity"
+    return session
+
+
+def download_datasets(
+    base_url: str,
+    names: list[str],
+    directory: Path,
+    *,
+    timeout_s: float,
+    max_retries: int,
+    backoff_initial_s: float = 1.0,
+    backoff_max_s: float = 60.0,
+    session: requests.Session | None = None,
+) -> list[DownloadResult]:
+    """Download, resume and verify each named file from ``base_url`` into ``directory``."""
+    names = check_names(names)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{directory}: cannot create folder: {exc.strerror or exc}") from None
+    own = session is None
+    http = session or _new_session()
+    try:
+        return [
+            _Download(
+                http,
+                f"{base_url.rstrip('/')}/{name}",
+                directory / name,
+                timeout_s=timeout_s,
+            ).run(max_retries, backoff_initial_s, backoff_max_s)
+            for name in names
+        ]
+    finally:
+        if own:
+            http.close()
+
+
+class _Download:
+    """One file: the state shared by its attempts."""
+
+    def __init__(
+        self, session: requests.Session, url: str, target: Path, *, timeout_s: float
+    ) -> None:
+        self.session = session
+        self.url = url
+        self.target = target
+        self.name = target.name
+        self.part = target.with_name(target.name + ".part")
+        self.meta_path = target.with_name(target.name + ".part.json")
+        self.timeout = (timeout_s, timeout_s)
+        self.received = 0
+        self.attempts = 0
+        self.resumed = False
+        self.last_modified: str | None = None
+
+    # -- bookkeeping of the part file ---------------------------------------------------
+
+    def _meta(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) and data.get("url") == self.url else {}
+
+    def _save_meta(self, response: requests.Response, total: int | None) -> None:
+        etag = response.headers.get("ETag")
+        data = {
+            "url": self.url,
+            "etag": etag if etag and not etag.startswith("W/") else None,
+            "last_modified": response.headers.get("Last-Modified"),
+            "total": total,
+        }
+        self.meta_path.write_text(json.dumps(data), encoding="utf-8")
+
+    def _drop_part(self) -> None:
+        for path in (self.part, self.meta_path):
+            path.unlink(missing_ok=True)
+
+    def _part_size(self) -> int:
+        try:
+            return self.part.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    # -- the download -------------------------------------------------------------------
+
+    def run(
+        self, max_retries: int, backoff_initial_s: float, backoff_max_s: float
+    ) -> DownloadResult:
+        retrying = Retrying(
+            stop=stop_after_attempt(max_retries + 1),
+            wait=wait_exponential(multiplier=backoff_initial_s, max=backoff_max_s)
+            + wait_random(0, backoff_initial_s),
+            retry=retry_if_exception_type(_Transient),
+            reraise=False,
+            before_sleep=lambda state: log.warning(
+                "%s: %s; retrying (attempt %d of %d)",
+                self.name,
+                state.outcome.exception() if state.outcome else "failed",
+                state.attempt_number + 1,
+                max_retries + 1,
+            ),
+        )
+        try:
+            status = retrying(self._attempt)
+        except RetryError as exc:
+            reason = exc.last_attempt.exception()
+            kept = self._part_size()
+            raise DownloadError(
+                f"{self.name}: {reason} (after {self.attempts} attempts); "
+                + (f"{kept:,} bytes kept in {self.part.name}, rerun to resume" if kept else "rerun")
+            ) from None
+        if status == "unchanged":
+            size = self.target.stat().st_size
+            return DownloadResult(self.name, self.target, status, 0, size, self.attempts)
+        self._verify_and_install()
+        status = "resumed" if self.resumed else "downloaded"
+        return DownloadResult(
+            self.name, self.target, status, self.received, self.target.stat().st_size, self.attempts
+        )
+
+    def _attempt(self) -> str:
+        self.attempts += 1
+        meta = self._meta()
+        if self.meta_path.exists() and not meta:
+            self._drop_part()  # a part of another URL (or unreadable bookkeeping)
+        offset = self._part_size()
+        headers: dict[str, str] = {}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            validator = meta.get("etag") or meta.get("last_modified")
+            if validator:
+                headers["If-Range"] = str(validator)
+        elif self.target.is_file():
+            mtime = self.target.stat().st_mtime
+            headers["If-Modified-Since"] = email.utils.formatdate(mtime, usegmt=True)
+        try:
+            response = self.session.get(
+                self.url, headers=headers, stream=True, timeout=self.timeout
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _Transient(_why(exc)) from None
+        except requests.RequestException as exc:
+            raise DownloadError(f"{self.name}: {_why(exc)}") from None
+        with response:
+            return self._handle(response, offset)
+
+    def _handle(self, response: requests.Response, offset: int) -> str:
+        code = response.status_code
+        if code == 304 and "If-Modified-Since" in response.request.headers:
+            log.info("%s: unchanged on the server, kept %s", self.name, self.target)
+            return "unchanged"
+        if code == 416 and offset:
+            match = _UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+            if match and int(match.group(1)) == offset:
+                return "complete"  # the part already holds the whole file
+            self._drop_part()
+            raise _Transient("the server cannot resume this file (416); starting over")
+        if code == 429 or code >= 500:
+            raise _Transient(f"HTTP {code}")
+        if code == 206 and offset:
+            match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+            if not match or int(match.group(1)) != offset:
+                self._drop_part()
+                raise _Transient("the server sent a different byte range; starting over")
+            total = None if match.group(3) == "*" else int(match.group(3))
+            self.resumed = True
+            self._receive(response, offset, total, append=True)
+            return "complete"
+        if code == 200:
+            if offset:
+                log.info("%s: the server sent the whole file again; starting over", self.name)
+            self.resumed = False
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            self._save_meta(response, total)
+            self._receive(response, 0, total, append=False)
+            return "complete"
+        raise DownloadError(f"{self.name}: HTTP {code} from {self.url}")
+
+    def _receive(
+        self, response: requests.Response, offset: int, total: int | None, *, append: bool
+    ) -> None:
+        self.last_modified = response.headers.get("Last-Modified") or self._meta().get(
+            "last_modified"
+        )
+        written = offset
+        label = f"download {self.name}" + (f" (resuming at {offset:,} bytes)" if offset else "")
+        with (
+            progress(label, total, unit="B", bytes_=True) as bar,
+            self.part.open("ab" if append else "wb") as out,
+        ):
+            bar.advance(offset)
+            try:
+                for chunk in response.iter_content(_CHUNK):
+                    out.write(chunk)
+                    written += len(chunk)
+                    self.received += len(chunk)
+                    bar.advance(len(chunk))
+                    if total is not None and written > total:
+                        break
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise _Transient(f"connection lost at {written:,} bytes: {_why(exc)}") from None
+            except requests.RequestException as exc:  # ChunkedEncodingError, ContentDecodingError
+                raise _Transient(f"download cut at {written:,} bytes: {_why(exc)}") from None
+        if total is not None and written != total:
+            if written > total:
+                self._drop_part()
+                raise _Transient(f"got more bytes than announced ({written:,} > {total:,})")
+            raise _Transient(f"download cut at {written:,} of {total:,} bytes")
+
+    def _verify_and_install(self) -> None:
+        try:
+            verify_dataset_file(self.part, DATASET_HEADERS.get(self.name))
+        except ImdbFileError as exc:
+            self._drop_part()
+            message = str(exc).replace(str(self.part), self.name)
+            raise DownloadError(f"{message} (not installed)") from None
+        last_modified = self.last_modified or self._meta().get("last_modified")
+        os.replace(self.part, self.target)
+        self.meta_path.unlink(missing_ok=True)
+        if last_modified:
+            try:
+                stamp = email.utils.parsedate_to_datetime(str(last_modified)).timestamp()
+                os.utime(self.target, (stamp, stamp))
+            except (TypeError, ValueError, OverflowError):
+                pass
+
+
+def _why(exc: BaseException) -> str:
+    return error_line(exc, limit=200, with_type=True)

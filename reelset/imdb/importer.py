@@ -1,0 +1,263 @@
+"""IMDb import: IMDb's official TSV datasets (or a cinemagoer ``s3`` database) into the store.
+
+IMDb's web pages cannot be scraped any more, so IMDb reaches reelset only through its
+non-commercial datasets: genres, ratings and vote counts per title (no plots, no
+posters). :func:`import_tsv` streams ``title.basics`` (keeping the configured title
+types) joined with ``title.ratings`` into ``imdb_titles``/``imdb_title_genres`` in
+batches, one transaction each; it is idempotent (see :mod:`reelset.storage.imdb`).
+
+Every import is recorded in ``scrape_runs`` (command ``imdb import``) and holds the
+store's ``imdb`` lock, so two imports never interleave.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reelset.console import progress
+from reelset.errors import UsageError
+from reelset.imdb.tsv import (
+    BASICS_COLUMNS,
+    RATINGS_COLUMNS,
+    BasicsRow,
+    ParseStats,
+    Ratings,
+    check_header,
+    iter_basics,
+    read_ratings,
+)
+from reelset.runs import recorded_run
+from reelset.storage import Store
+from reelset.storage.imdb import ImdbTitle, ImdbUpsertResult, imdb_coverage, upsert_imdb_titles
+
+log = logging.getLogger(__name__)
+
+RUN_COMMAND = "imdb import"
+LOCK_NAME = "imdb"
+BASICS_NAMES = ("title.basics.tsv.gz", "title.basics.tsv")
+RATINGS_NAMES = ("title.ratings.tsv.gz", "title.ratings.tsv")
+
+
+@dataclass
+class ImportReport:
+    """What an import did: rows read, titles written, malformed rows, coverage."""
+
+    source: dict[str, str]
+    title_types: list[str]
+    written: ImdbUpsertResult = field(default_factory=ImdbUpsertResult)
+    basics: ParseStats | None = None
+    ratings: ParseStats | None = None
+    with_rating: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+    coverage: dict[str, Any] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    run_id: int | None = None
+
+    @property
+    def malformed(self) -> int:
+        """Malformed rows skipped, over all files."""
+        return sum(s.malformed for s in (self.basics, self.ratings) if s is not None)
+
+    def counts(self) -> dict[str, Any]:
+        """The figures of the run (for ``scrape_runs.counts`` and the summary)."""
+        data: dict[str, Any] = {
+            "titles_new": self.written.new,
+            "titles_updated": self.written.updated,
+            "titles_unchanged": self.written.unchanged,
+            "genre_rows_written": self.written.genre_rows,
+            "titles_with_rating": self.with_rating,
+        }
+        if self.basics is not None:
+            data["basics_rows"] = self.basics.rows
+            data["basics_kept"] = self.basics.kept
+        if self.ratings is not None:
+            data["ratings_rows"] = self.ratings.rows
+        data.update(self.extra)
+        data["malformed_rows"] = self.malformed
+        return data
+
+    def summary(self) -> dict[str, Any]:
+        """Everything for ``print_summary``."""
+        samples = [s for st in (self.basics, self.ratings) if st is not None for s in st.samples]
+        return {
+            "run_id": self.run_id,
+            **self.source,
+            "title_types": self.title_types,
+            **self.counts(),
+            "malformed_samples": samples,
+            "coverage": self.coverage,
+            "elapsed_s": round(self.elapsed_s, 1),
+        }
+
+
+def _find(directory: Path, names: tuple[str, ...]) -> Path | None:
+    for name in names:
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve_import_files(
+    directory: Path | None, basics: Path | None, ratings: Path | None
+) -> tuple[Path, Path | None]:
+    """The basics and (optional) ratings files of an import, from a folder or options."""
+    if directory is not None:
+        if basics is not None or ratings is not None:
+            raise UsageError("give either a folder or --basics/--ratings, not both")
+        if not directory.is_dir():
+            raise UsageError(f"{directory}: not a folder")
+        found = _find(directory, BASICS_NAMES)
+        if found is None:
+            raise UsageError(f"{directory}: no {' or '.join(BASICS_NAMES)} in this folder")
+        return found, _find(directory, RATINGS_NAMES)
+    if basics is None:
+        raise UsageError("name a folder of IMDb dataset files, or --basics FILE")
+    for path in (basics, ratings):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{path}: no such file")
+    return basics, ratings
+
+
+def _titles(rows: list[BasicsRow], ratings: Ratings | None) -> tuple[list[ImdbTitle], int]:
+    found = ratings.lookup([r.number for r in rows]) if ratings is not None else [None] * len(rows)
+    titles = []
+    rated = 0
+    for r, rating in zip(rows, found, strict=True):
+        if rating is not None:
+            rated += 1
+        titles.append(
+            ImdbTitle(
+                r.imdb_id,
+                r.title_type,
+                r.primary_title,
+                r.original_title,
+                r.is_adult,
+                r.start_year,
+                r.runtime_minutes,
+                rating[0] if rating is not None else None,
+                rating[1] if rating is not None else None,
+                r.genres,
+            )
+        )
+    return titles, rated
+
+
+def import_tsv(
+    store: Store,
+    basics: Path,
+    ratings: Path | None,
+    *,
+    title_types: list[str],
+    batch_size: int,
+) -> ImportReport:
+    """Import ``title.basics`` (+ ``title.ratings``) into the store; returns the report.
+
+    Both headers are checked before anything is written. Without a ratings file the
+    stored ratings are left as they are. Titles are written ``batch_size`` per
+    transaction; an interrupted import keeps its finished batches and a rerun converges.
+    """
+    started = time.monotonic()
+    check_header(basics, BASICS_COLUMNS)
+    if ratings is not None:
+        check_header(ratings, RATINGS_COLUMNS)
+    source = {"basics_file": str(basics), "ratings_file": str(ratings) if ratings else "-"}
+    report = ImportReport(source=source, title_types=list(title_types))
+    params = {**source, "title_types": list(title_types), "batch_size": batch_size}
+    with recorded_run(store, RUN_COMMAND, params, locks=(LOCK_NAME,)) as run:
+        report.run_id = run.run_id
+        table: Ratings | None = None
+        if ratings is not None:
+            report.ratings = ParseStats(ratings.name)
+            with progress(
+                f"reading {ratings.name}", ratings.stat().st_size, unit="B", bytes_=True
+            ) as bar:
+                table = read_ratings(ratings, report.ratings, on_bytes=bar.advance)
+            if table.duplicates:
+                report.extra["ratings_duplicate_ids"] = table.duplicates
+        else:
+            log.warning("no title.ratings file: stored ratings and vote counts stay as they are")
+        report.basics = ParseStats(basics.name)
+
+        def write(rows: list[BasicsRow]) -> None:
+            titles, rated = _titles(rows, table)
+            report.written += upsert_imdb_titles(store, titles, with_ratings=table is not None)
+            report.with_rating += rated
+            run.counts = report.counts()
+
+        with (
+            progress(
+                f"importing {basics.name}", basics.stat().st_size, unit="B", bytes_=True
+            ) as bar,
+            BackgroundWriter(write) as writer,
+        ):
+            batch: list[BasicsRow] = []
+            for row in iter_basics(basics, title_types, report.basics, on_bytes=bar.advance):
+                batch.append(row)
+                if len(batch) >= batch_size:
+                    writer.submit(batch)
+                    batch = []
+            if batch:
+                writer.submit(batch)
+        report.coverage = imdb_coverage(store).as_dict()
+        report.elapsed_s = time.monotonic() - started
+        run.counts = report.counts()
+    return report
+
+
+class BackgroundWriter:
+    """Writes batches in a thread while the caller parses the next ones.
+
+    The database drivers release the GIL while SQLite or PostgreSQL work, so writing and
+    parsing overlap. At most ``depth`` batches wait. An error in the writer is raised in
+    the caller at its next :meth:`submit` (or on leaving the ``with``); when the caller
+    fails or is interrupted, batches not yet started are dropped and the one being
+    written finishes its transaction.
+    """
+
+    def __init__(self, write: Callable[[list[Any]], None], depth: int = 2) -> None:
+        self._write = write
+        self._queue: queue.Queue[list[Any] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._abort = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="imdb-write", daemon=True)
+
+    def __enter__(self) -> BackgroundWriter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self._abort.set()
+        self._queue.put(None)
+        self._thread.join()
+        if exc_type is None:
+            self._raise()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._error is not None or self._abort.is_set():
+                continue  # drain, so submit() never blocks on a dead writer
+            try:
+                self._write(batch)
+            except BaseException as exc:
+                self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, batch: list[Any]) -> None:
+        """Queue a batch (waits while ``depth`` batches are queued)."""
+        self._raise()
+        self._queue.put(batch)

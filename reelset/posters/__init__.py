@@ -1,0 +1,1 @@
+"""Posters: download, verify, content-addressed files, and the audit of those files."""

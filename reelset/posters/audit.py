@@ -1,0 +1,374 @@
+"""``reelset posters verify``: check the poster files against the ``posters`` table, and repair.
+
+The audit re-hashes every file an ``ok`` row points at and compares it with the row's
+``sha256``; it checks that each training copy exists and decodes; and it scans the folder
+for files no row references (*orphans*), temporary files left by killed processes
+(*stale temp files*) and anything else (*unknown*, reported but never touched).
+
+Repair (``--repair``) removes orphans and stale temp files, deletes corrupt files and
+downloads again the posters of every movie whose file is missing or corrupt (with the
+movie's current ``poster_path``), and remakes missing or corrupt training copies from
+their verified originals. It must not run while another process downloads posters
+(the command holds the run locks), or a file written just before its row would look
+like an orphan.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from reelset.config import Settings
+from reelset.console import progress
+from reelset.posters.download import ImageBaseUrlSource, PosterSummary, download_posters
+from reelset.posters.filestore import (
+    POSTER_NAME_RE,
+    PosterFiles,
+    file_sha256,
+    is_valid_relpath,
+    temp_is_stale,
+)
+from reelset.posters.verify import PosterRejected, training_copy, verify_image
+from reelset.storage import Store
+from reelset.storage.posters import iter_ok_rows
+
+log = logging.getLogger(__name__)
+
+_CHECK_CHUNK = 4096
+SAMPLE_LIMIT = 50
+"""How many paths of each kind of problem the report lists (all are counted)."""
+
+
+@dataclass
+class _Expected:
+    sha256: str
+    tmdb_ids: list[int] = field(default_factory=list)
+    resized_of: str | None = None  # for a training copy: the original's relative path
+
+
+@dataclass
+class AuditReport:
+    """What ``verify`` found (and, with repair, did). ``problems`` is what is left."""
+
+    rows: int = 0
+    files_checked: int = 0
+    files_ok: int = 0
+    missing: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
+    bad_rows: list[int] = field(default_factory=list)
+    resized_missing: list[str] = field(default_factory=list)
+    resized_corrupt: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    stale_temp: list[str] = field(default_factory=list)
+    temp_in_progress: int = 0
+    unknown: list[str] = field(default_factory=list)
+    affected_movies: set[int] = field(default_factory=set)
+    repaired: bool = False
+    removed_orphans: int = 0
+    removed_temp: int = 0
+    removed_corrupt: int = 0
+    resized_remade: int = 0
+    redownload: PosterSummary | None = None
+    unrepaired: int = 0
+
+    @property
+    def found(self) -> int:
+        """Problems found by the check (before any repair)."""
+        return (
+            len(self.missing)
+            + len(self.corrupt)
+            + len(self.bad_rows)
+            + len(self.resized_missing)
+            + len(self.resized_corrupt)
+            + len(self.orphans)
+            + len(self.stale_temp)
+        )
+
+    @property
+    def problems(self) -> int:
+        """Problems that remain: all found ones without repair, the unrepaired ones with it."""
+        return self.unrepaired if self.repaired else self.found
+
+    def as_dict(self) -> dict[str, Any]:
+        """Counts and (up to :data:`SAMPLE_LIMIT`) example paths of each kind of problem."""
+
+        def sample(items: list[Any]) -> list[Any]:
+            return sorted(items)[:SAMPLE_LIMIT]
+
+        data: dict[str, Any] = {
+            "rows_checked": self.rows,
+            "files_checked": self.files_checked,
+            "files_ok": self.files_ok,
+            "missing": len(self.missing),
+            "corrupt": len(self.corrupt),
+            "bad_rows": len(self.bad_rows),
+            "resized_missing": len(self.resized_missing),
+            "resized_corrupt": len(self.resized_corrupt),
+            "orphans": len(self.orphans),
+            "stale_temp": len(self.stale_temp),
+            "temp_in_progress": self.temp_in_progress,
+            "unknown_files": len(self.unknown),
+            "problems_found": self.found,
+        }
+        if self.repaired:
+            data["repair"] = {
+                "removed_orphans": self.removed_orphans,
+                "removed_temp": self.removed_temp,
+                "removed_corrupt": self.removed_corrupt,
+                "resized_remade": self.resized_remade,
+                "redownloaded": self.redownload.as_dict() if self.redownload else None,
+                "unrepaired": self.unrepaired,
+            }
+        data["problems_remaining"] = self.problems
+        data["examples"] = {
+            "missing": sample(self.missing),
+            "corrupt": sample(self.corrupt),
+            "bad_rows": sample(self.bad_rows),
+            "resized_missing": sample(self.resized_missing),
+            "resized_corrupt": sample(self.resized_corrupt),
+            "orphans": sample(self.orphans),
+            "stale_temp": sample(self.stale_temp),
+            "unknown_files": sample(self.unknown),
+        }
+        return data
+
+
+def _collect_expected(store: Store, report: AuditReport) -> dict[str, _Expected]:
+    expected: dict[str, _Expected] = {}
+    for row in iter_ok_rows(store):
+        report.rows += 1
+        rel = row.file_path or ""
+        sha = row.sha256 or ""
+        if not is_valid_relpath(rel) or not rel.split("/")[1].startswith(sha) or len(sha) != 64:
+            # A row the downloader cannot have written (edited by hand?): never follow it.
+            report.bad_rows.append(row.tmdb_id)
+            report.affected_movies.add(row.tmdb_id)
+            continue
+        entry = expected.setdefault(rel, _Expected(sha))
+        entry.tmdb_ids.append(row.tmdb_id)
+        resized = row.resized_file_path
+        if resized:
+            if not is_valid_relpath(resized) or not resized.split("/")[1].startswith(sha):
+                report.bad_rows.append(row.tmdb_id)
+                report.affected_movies.add(row.tmdb_id)
+                continue
+            copy = expected.setdefault(resized, _Expected(sha, resized_of=rel))
+            copy.tmdb_ids.append(row.tmdb_id)
+    return expected
+
+
+def _check_file(files: PosterFiles, rel: str, entry: _Expected) -> str:
+    """``ok``, ``missing`` or ``corrupt`` for one expected file."""
+    path = files.path(rel)
+    if entry.resized_of is None:
+        try:
+            return "ok" if file_sha256(path) == entry.sha256 else "corrupt"
+        except FileNotFoundError:
+            return "missing"
+        except IsADirectoryError:
+            return "corrupt"
+    if not path.is_file():
+        return "missing"
+    try:
+        with Image.open(path, formats=["JPEG"]) as im:
+            im.load()
+    except (OSError, SyntaxError, ValueError):
+        return "corrupt"
+    return "ok"
+
+
+def _scan(files: PosterFiles, expected: dict[str, _Expected], report: AuditReport) -> None:
+    for rel, path in files.scan():
+        temp = files.temp_file(path)
+        if temp is not None:
+            if temp_is_stale(temp):
+                report.stale_temp.append(rel)
+            else:
+                report.temp_in_progress += 1
+            continue
+        if rel in expected:
+            continue
+        parts = rel.split("/")
+        match = POSTER_NAME_RE.match(parts[-1]) if len(parts) == 2 else None
+        if match and is_valid_relpath(rel) and path.is_file() and not path.is_symlink():
+            report.orphans.append(rel)
+        else:
+            report.unknown.append(rel)
+
+
+def audit_posters(
+    store: Store,
+    settings: Settings,
+    *,
+    repair: bool = False,
+    client: ImageBaseUrlSource | None = None,
+    image_base_url: str | None = None,
+    run_id: int | None = None,
+    lock_name: str | None = None,
+    show_progress: bool = True,
+) -> AuditReport:
+    """Check (and with ``repair``, fix) the poster files against the ``posters`` table."""
+    files = PosterFiles(settings.posters_dir)
+    report = AuditReport()
+    expected = _collect_expected(store, report)
+    workers = max(2, settings.posters.max_workers)
+    results: dict[str, str] = {}
+    items = list(expected.items())
+    with (
+        _maybe_progress("verifying posters", len(items), show_progress) as advance,
+        ThreadPoolExecutor(workers, thread_name_prefix="reelset-verify") as pool,
+    ):
+        for start in range(0, len(items), _CHECK_CHUNK):  # a bounded number of futures
+            chunk = items[start : start + _CHECK_CHUNK]
+            checked = pool.map(lambda kv: _check_file(files, kv[0], kv[1]), chunk)
+            for (rel, _entry), result in zip(chunk, checked, strict=True):
+                results[rel] = result
+                advance()
+    for rel, result in results.items():
+        entry = expected[rel]
+        report.files_checked += 1
+        if result == "ok":
+            report.files_ok += 1
+            continue
+        resized = entry.resized_of is not None
+        if resized:
+            (report.resized_missing if result == "missing" else report.resized_corrupt).append(rel)
+            if results.get(entry.resized_of or "") != "ok":
+                report.affected_movies.update(entry.tmdb_ids)
+        else:
+            (report.missing if result == "missing" else report.corrupt).append(rel)
+            report.affected_movies.update(entry.tmdb_ids)
+    _scan(files, expected, report)
+    if report.found:
+        log.warning("posters verify: %d problem(s) found", report.found)
+    if repair:
+        _repair(store, settings, files, expected, results, report, client=client,
+                image_base_url=image_base_url, run_id=run_id, lock_name=lock_name,
+                show_progress=show_progress)
+    return report
+
+
+def _remove(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        log.warning("cannot remove %s: %s", path, exc.strerror or exc)
+        return False
+    return True
+
+
+def _repair(
+    store: Store,
+    settings: Settings,
+    files: PosterFiles,
+    expected: dict[str, _Expected],
+    results: dict[str, str],
+    report: AuditReport,
+    *,
+    client: ImageBaseUrlSource | None,
+    image_base_url: str | None,
+    run_id: int | None,
+    lock_name: str | None,
+    show_progress: bool,
+) -> None:
+    report.repaired = True
+    unrepaired = 0
+    for rel in report.orphans:
+        if _remove(files.root / rel):
+            report.removed_orphans += 1
+        else:
+            unrepaired += 1
+    for rel in report.stale_temp:
+        if _remove(files.root / rel):
+            report.removed_temp += 1
+        else:
+            unrepaired += 1
+    for rel in report.corrupt:
+        if _remove(files.path(rel)):
+            report.removed_corrupt += 1
+    # Training copies whose original is fine are remade locally, no download needed.
+    for rel in (*report.resized_missing, *report.resized_corrupt):
+        entry = expected[rel]
+        original = entry.resized_of or ""
+        if results.get(original) != "ok":
+            continue  # the movie is downloaded again below, which makes a new copy
+        if _remake_copy(files, settings, rel, original, entry):
+            report.resized_remade += 1
+            continue
+        unrepaired += 1
+    if report.affected_movies:
+        summary = download_posters(
+            store,
+            settings,
+            client=client,
+            image_base_url=image_base_url,
+            tmdb_ids=sorted(report.affected_movies),
+            run_id=run_id,
+            force=True,
+            lock_name=lock_name,
+            show_progress=show_progress,
+        )
+        report.redownload = summary
+        unrepaired += summary.failed + summary.rejected
+        # Files of movies that could not be had again (e.g. their training copies) and
+        # files replaced by new content are referenced by no row now.
+        referenced: set[str] = set()
+        for row in iter_ok_rows(store):
+            referenced.update(p for p in (row.file_path, row.resized_file_path) if p)
+        leftovers = AuditReport()
+        _scan(files, {rel: _Expected("") for rel in referenced}, leftovers)
+        for rel in leftovers.orphans:
+            if _remove(files.root / rel):
+                report.removed_orphans += 1
+            else:
+                unrepaired += 1
+    report.unrepaired = unrepaired
+
+
+def _remake_copy(
+    files: PosterFiles, settings: Settings, rel: str, original: str, entry: _Expected
+) -> bool:
+    match = POSTER_NAME_RE.match(rel.split("/")[1])
+    side = int(match.group("side")) if match and match.group("side") else 0
+    if side <= 0:
+        return False
+    try:
+        data = files.path(original).read_bytes()
+        verify_image(
+            data,
+            allowed_formats=settings.posters.allowed_formats,
+            max_pixels=settings.posters.max_pixels,
+        )
+        jpeg, _width, _height = training_copy(
+            data, max_side=side, quality=settings.posters.resize_quality
+        )
+        files.write(rel, jpeg)
+    except (OSError, PosterRejected) as exc:
+        log.warning("cannot remake training copy %s: %s", rel, exc)
+        return False
+    return True
+
+
+@contextmanager
+def _maybe_progress(description: str, total: int, show: bool) -> Iterator[Callable[[], None]]:
+    if not show:
+        yield lambda: None
+        return
+    with progress(description, total, unit="files") as bar:
+        lock = threading.Lock()
+
+        def advance() -> None:
+            with lock:
+                bar.advance()
+
+        yield advance

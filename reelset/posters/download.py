@@ -1,0 +1,670 @@
+"""Poster downloads: each movie's poster fetched, verified, stored by content, recorded.
+
+:func:`download_posters` is what ``reelset scrape`` calls at its end and what ``reelset
+posters`` runs. It selects the movies whose poster is needed (no row yet, ``failed``, or
+a ``movies.poster_path`` different from the one the row was made for), then, with its
+own worker pool and politeness limiter (``[posters] max_workers`` / ``rate_limit``,
+separate from the API's so posters never starve metadata requests):
+
+1. builds the URL from the image base URL (``[tmdb] image_base_url``, else
+   ``/configuration`` through the TMDB client, asked once per run), ``[tmdb] poster_size``
+   and the quoted ``poster_path`` (see :mod:`reelset.posters.fetch`);
+2. streams the body with a timeout and the ``max_bytes`` cap, retrying transient failures;
+3. verifies it completely with Pillow (:mod:`reelset.posters.verify`), in
+   verifier processes for large runs (:mod:`reelset.posters.verify_pool`,
+   ``[posters] verify_processes``);
+4. writes it atomically to ``posters_dir/<sha256[:2]>/<sha256>.<ext>`` unless a file with
+   those bytes is already there (then it is *shared*), plus the optional training copy;
+5. records the ``posters`` row (batched), and ``fetch_failures`` for failed downloads.
+
+A file is always complete on disk before a row points at it, so a killed run leaves at
+most an unreferenced file (``verify`` calls it an orphan) or a temporary file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import requests
+from PIL import Image
+
+from reelset.config import Settings
+from reelset.console import progress
+from reelset.errors import ConfigError, Interrupted
+from reelset.posters.fetch import (
+    DownloadError,
+    FetchPolicy,
+    check_base_url,
+    check_poster_size,
+    fetch_poster,
+    poster_url,
+    public_url,
+)
+from reelset.posters.filestore import (
+    PosterFiles,
+    poster_relpath,
+    resized_relpath,
+    sha256_hex,
+)
+from reelset.posters.verify import (
+    PosterRejected,
+    VerifiedImage,
+    training_copy,
+    verify_image,
+)
+from reelset.posters.verify_pool import (
+    VerifierCrashed,
+    VerifierPool,
+    spawn_is_safe,
+    warm_up_verification,
+)
+from reelset.redaction import redact
+from reelset.storage import Store
+from reelset.storage.posters import (
+    PosterRow,
+    PosterTarget,
+    count_poster_targets,
+    iter_poster_targets,
+    upsert_poster_rows,
+)
+from reelset.storage.schema import utcnow
+from reelset.transport.http import make_session
+from reelset.transport.limiter import SlidingWindowLimiter
+
+log = logging.getLogger(__name__)
+
+FAILURE_KIND = "poster"
+FLUSH_EVERY = 200
+FLUSH_INTERVAL_S = 2.0
+HEARTBEAT_INTERVAL_S = 60.0
+_SHA_LOCKS = 64
+AUTO_PROCESSES_MIN_POSTERS = 100
+
+
+class ImageBaseUrlSource(Protocol):
+    """What :func:`download_posters` needs of the TMDB client."""
+
+    def image_base_url(self) -> str:
+        """The image base URL (from ``/configuration``, cached; the config value wins)."""
+
+
+@dataclass
+class PosterSummary:
+    """What a poster run did. ``shared`` posters reuse a file already on disk."""
+
+    movies: int = 0
+    ok: int = 0
+    new_files: int = 0
+    shared: int = 0
+    rejected: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    failed: int = 0
+    failed_by_reason: Counter[str] = field(default_factory=Counter)
+    missing: int = 0
+    bytes: int = 0
+    bytes_written: int = 0
+    resized: int = 0
+    requests: int = 0
+    retries: int = 0
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def posters_per_s(self) -> float:
+        """Movies handled per second of wall time."""
+        done = self.ok + self.rejected + self.failed + self.missing
+        return done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as plain JSON-able data (for ``--json`` and the run's counts)."""
+        return {
+            "movies": self.movies,
+            "ok": self.ok,
+            "new_files": self.new_files,
+            "shared": self.shared,
+            "rejected": self.rejected,
+            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+            "failed": self.failed,
+            "failed_by_reason": dict(sorted(self.failed_by_reason.items())),
+            "missing": self.missing,
+            "bytes": self.bytes,
+            "bytes_written": self.bytes_written,
+            "resized": self.resized,
+            "requests": self.requests,
+            "retries": self.retries,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "posters_per_s": round(self.posters_per_s, 2),
+            "interrupted": self.interrupted,
+        }
+
+
+class PostersInterrupted(Interrupted):
+    """The poster run stopped on SIGINT/SIGTERM after recording what it had (exit 130)."""
+
+    def __init__(self, summary: PosterSummary) -> None:
+        super().__init__("interrupted: the posters downloaded so far are recorded")
+        self.summary = summary
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    row: PosterRow | None  # None: cancelled, nothing to record
+    reason: str | None = None
+    http_status: int | None = None
+    new_file: bool = False
+    resized: bool = False
+    requests: int = 0
+
+
+def _attempts(target: PosterTarget, made: int) -> int:
+    if target.previous_poster_path == target.poster_path:
+        return target.previous_attempts + made
+    return made
+
+
+class _Downloader:
+    """One run's shared state: session, limiter, folder, counters. Thread-safe."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        client: ImageBaseUrlSource | None,
+        image_base_url: str | None,
+        stop: threading.Event,
+        verify_processes: int = 0,
+    ) -> None:
+        cfg = settings.posters
+        self.store = store
+        self.settings = settings
+        self.cfg = cfg
+        self.size = check_poster_size(settings.tmdb.poster_size)
+        self.files = PosterFiles(settings.posters_dir)
+        self.policy = FetchPolicy(
+            timeout_s=cfg.timeout_s,
+            max_bytes=cfg.max_bytes,
+            max_retries=cfg.max_retries,
+            backoff_initial_s=cfg.backoff_initial_s,
+            backoff_max_s=cfg.backoff_max_s,
+        )
+        self.limiter = SlidingWindowLimiter.from_spec(cfg.rate)
+        self.session: requests.Session = make_session(cfg.max_workers)
+        self.stop = stop
+        self._client = client
+        self._explicit_base = image_base_url
+        self._base_url: str | None = None
+        self._sha_locks = [threading.Lock() for _ in range(_SHA_LOCKS)]
+        self._present: set[str] = set()
+        self._present_lock = threading.Lock()
+        self._retries = 0
+        self._retries_lock = threading.Lock()
+        self.files.prepare()
+        warm_up_verification()
+        self.verifier = VerifierPool(verify_processes) if verify_processes > 0 else None
+
+    # -- main thread ---------------------------------------------------------------------
+
+    def base_url(self) -> str:
+        """The image base URL: explicit > ``[tmdb] image_base_url`` > the client's."""
+        if self._base_url is None:
+            if self._explicit_base:
+                raw = self._explicit_base
+            elif self.settings.tmdb.image_base_url:
+                raw = self.settings.tmdb.image_base_url
+            elif self._client is not None:
+                raw = self._client.image_base_url()
+            else:
+                raise ConfigError(
+                    "no image base URL: set [tmdb] image_base_url or give a TMDB client"
+                )
+            self._base_url = check_base_url(raw)
+            self._settle_environment(self._base_url)
+        return self._base_url
+
+    def _settle_environment(self, base_url: str) -> None:
+        # requests reads the proxy/CA environment on every request (a few ms of CPU per
+        # poster); every poster is on one host, so read it once and freeze it.
+        env = self.session.merge_environment_settings(base_url, {}, True, None, None)
+        self.session.proxies.update(env.get("proxies") or {})
+        self.session.verify = env.get("verify", True)
+        self.session.trust_env = False
+
+    def immediate(self, target: PosterTarget) -> _Outcome | None:
+        """The outcome of a movie that needs no request (no poster, invalid path)."""
+        if not target.poster_path:
+            return _Outcome(PosterRow(target.tmdb_id, "missing", poster_path=None))
+        try:
+            poster_url(self.base_url(), self.size, target.poster_path)
+        except DownloadError as exc:
+            return self._rejected(target, exc.reason, exc.detail, None, 0)
+        return None
+
+    @property
+    def retries(self) -> int:
+        """Retries made so far by all workers."""
+        with self._retries_lock:
+            return self._retries
+
+    def close(self) -> None:
+        """Close the session's connections and stop the verifier processes."""
+        self.session.close()
+        if self.verifier is not None:
+            self.verifier.close()
+
+    # -- workers ---------------------------------------------------------------------------
+
+    def _count_retry(self) -> None:
+        with self._retries_lock:
+            self._retries += 1
+
+    def _rejected(
+        self, target: PosterTarget, reason: str, detail: str, url: str | None, made: int
+    ) -> _Outcome:
+        row = PosterRow(
+            target.tmdb_id,
+            "rejected",
+            poster_path=target.poster_path,
+            source_url=url,
+            error=redact(f"{reason}: {detail}")[:1000],
+            attempts=_attempts(target, made),
+            downloaded_at=utcnow() if made else None,
+        )
+        return _Outcome(row, reason=reason, requests=made)
+
+    def process(self, target: PosterTarget) -> _Outcome:
+        """Download, verify, store one poster (in a worker thread)."""
+        assert target.poster_path
+        if self.stop.is_set():
+            return _Outcome(None)
+        url = poster_url(self.base_url(), self.size, target.poster_path)
+        source = public_url(url)
+        try:
+            fetched = fetch_poster(
+                self.session,
+                url,
+                self.policy,
+                limiter=self.limiter,
+                stop=self.stop,
+                on_retry=self._count_retry,
+            )
+        except DownloadError as exc:
+            if exc.reason == "cancelled":
+                return _Outcome(None, requests=exc.attempts)
+            if exc.rejected:
+                return self._rejected(target, exc.reason, exc.detail, source, exc.attempts)
+            row = PosterRow(
+                target.tmdb_id,
+                "failed",
+                poster_path=target.poster_path,
+                source_url=source,
+                error=redact(f"{exc.reason}: {exc.detail}")[:1000],
+                attempts=_attempts(target, exc.attempts),
+            )
+            return _Outcome(
+                row, reason=exc.reason, http_status=exc.http_status, requests=exc.attempts
+            )
+        data = fetched.data
+        try:
+            image = self._verify(data)
+        except VerifierCrashed as exc:
+            row = PosterRow(
+                target.tmdb_id,
+                "failed",
+                poster_path=target.poster_path,
+                source_url=source,
+                error=f"verifier_crashed: {exc}",
+                attempts=_attempts(target, fetched.attempts),
+            )
+            return _Outcome(row, reason="verifier_crashed", requests=fetched.attempts)
+        except PosterRejected as exc:
+            detail = exc.detail
+            if fetched.content_type:
+                detail += f" (served as {fetched.content_type[:60]})"
+            return self._rejected(target, exc.reason, detail, source, fetched.attempts)
+        sha = sha256_hex(data)
+        rel = poster_relpath(sha, image.extension)
+        try:
+            new_file = self._store_file(sha, rel, data)
+            resized = self._training_copy(sha, data) if self.cfg.resize_max_side else None
+        except OSError as exc:
+            log.warning("cannot write poster file %s: %s", rel, exc)
+            row = PosterRow(
+                target.tmdb_id,
+                "failed",
+                poster_path=target.poster_path,
+                source_url=source,
+                error=f"write_error: {exc.__class__.__name__}: {exc.strerror or exc}"[:1000],
+                attempts=_attempts(target, fetched.attempts),
+            )
+            return _Outcome(row, reason="write_error", requests=fetched.attempts)
+        row = PosterRow(
+            target.tmdb_id,
+            "ok",
+            poster_path=target.poster_path,
+            sha256=sha,
+            file_path=rel,
+            width=image.width,
+            height=image.height,
+            format=image.format,
+            mode=image.mode,
+            bytes=len(data),
+            phash=image.phash,
+            source_url=source,
+            resized_file_path=resized[0] if resized else None,
+            resized_width=resized[1] if resized else None,
+            resized_height=resized[2] if resized else None,
+            attempts=_attempts(target, fetched.attempts),
+            downloaded_at=utcnow(),
+        )
+        return _Outcome(
+            row, new_file=new_file, resized=resized is not None, requests=fetched.attempts
+        )
+
+    def _verify(self, data: bytes) -> VerifiedImage:
+        if self.verifier is not None:
+            return self.verifier.verify(
+                data, allowed_formats=self.cfg.allowed_formats, max_pixels=self.cfg.max_pixels
+            )
+        return verify_image(
+            data, allowed_formats=self.cfg.allowed_formats, max_pixels=self.cfg.max_pixels
+        )
+
+    def _lock_for(self, sha: str) -> threading.Lock:
+        return self._sha_locks[int(sha[:4], 16) % _SHA_LOCKS]
+
+    def _known(self, rel: str) -> bool:
+        with self._present_lock:
+            return rel in self._present
+
+    def _remember(self, rel: str) -> None:
+        with self._present_lock:
+            self._present.add(rel)
+
+    def _store_file(self, sha: str, rel: str, data: bytes) -> bool:
+        """Write the bytes unless an identical file is there; returns whether it wrote."""
+        with self._lock_for(sha):
+            if self._known(rel) or self.files.holds(rel, sha):
+                self._remember(rel)
+                return False
+            self.files.write(rel, data)
+            self._remember(rel)
+            return True
+
+    def _training_copy(self, sha: str, data: bytes) -> tuple[str, int, int]:
+        side = self.cfg.resize_max_side
+        rel = resized_relpath(sha, side)
+        with self._lock_for(sha):
+            if self._known(rel) or self.files.path(rel).is_file():
+                try:
+                    with Image.open(self.files.path(rel), formats=["JPEG"]) as im:
+                        width, height = im.size
+                    self._remember(rel)
+                    return rel, width, height
+                except (OSError, SyntaxError, ValueError):
+                    pass  # unreadable: make it again
+            jpeg, width, height = training_copy(
+                data, max_side=side, quality=self.cfg.resize_quality
+            )
+            self.files.write(rel, jpeg)
+            self._remember(rel)
+            return rel, width, height
+
+
+class _Recorder:
+    """Collects outcomes in the main thread and writes them to the store in batches."""
+
+    def __init__(self, store: Store, summary: PosterSummary, run_id: int | None) -> None:
+        self.store = store
+        self.summary = summary
+        self.run_id = run_id
+        self._pending: list[_Outcome] = []
+        self._seen: set[int] = set()
+        self._last_flush = time.monotonic()
+
+    def add(self, outcome: _Outcome) -> None:
+        """Count an outcome and queue its row (each movie once: an outcome may be offered
+        again after an interruption)."""
+        row = outcome.row
+        if row is not None:
+            if row.tmdb_id in self._seen:
+                return
+            self._seen.add(row.tmdb_id)
+        s = self.summary
+        s.requests += outcome.requests
+        if row is None:
+            return
+        if row.status == "ok":
+            s.ok += 1
+            s.bytes += row.bytes or 0
+            if outcome.new_file:
+                s.new_files += 1
+                s.bytes_written += row.bytes or 0
+            else:
+                s.shared += 1
+            s.resized += int(outcome.resized)
+        elif row.status == "rejected":
+            s.rejected += 1
+            s.rejected_by_reason[outcome.reason or "unknown"] += 1
+            log.debug("poster of movie %s rejected: %s", row.tmdb_id, row.error)
+        elif row.status == "failed":
+            s.failed += 1
+            s.failed_by_reason[outcome.reason or "unknown"] += 1
+            log.debug("poster of movie %s failed: %s", row.tmdb_id, row.error)
+        else:
+            s.missing += 1
+        self._pending.append(outcome)
+        if (
+            len(self._pending) >= FLUSH_EVERY
+            or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the collected rows (kept until written, so an interrupted flush repeats)."""
+        pending = list(self._pending)
+        self._last_flush = time.monotonic()
+        rows = [o.row for o in pending if o.row is not None]
+        if not rows:
+            self._pending = []
+            return
+        upsert_poster_rows(self.store, rows)
+        self._pending = self._pending[len(pending) :]
+        resolved = [str(r.tmdb_id) for r in rows if r.status != "failed"]
+        self.store.failures.resolve(FAILURE_KIND, resolved)
+        for outcome in pending:
+            row = outcome.row
+            if row is not None and row.status == "failed":
+                self.store.failures.record(
+                    FAILURE_KIND,
+                    str(row.tmdb_id),
+                    run_id=self.run_id,
+                    error=row.error or "failed",
+                    http_status=outcome.http_status,
+                )
+
+
+def verify_processes_for(settings: Settings, total: int) -> int:
+    """How many verifier processes a run of ``total`` posters uses (0: in the threads)."""
+    wanted = settings.posters.verify_processes
+    if wanted >= 0:
+        return wanted
+    if total < AUTO_PROCESSES_MIN_POSTERS or not spawn_is_safe():
+        # Starting processes costs about a second: not worth it for a few posters. And
+        # from a script of the user's, whose main module workers would run again, only
+        # when asked for explicitly.
+        return 0
+    return max(1, min(os.cpu_count() or 1, settings.posters.max_workers))
+
+
+class _Advance(Protocol):
+    def advance(self, n: int = 1) -> None: ...
+
+
+class _Silent:
+    def advance(self, n: int = 1) -> None:
+        """Nothing to show."""
+
+
+@contextmanager
+def _progress(total: int, show: bool) -> Iterator[_Advance]:
+    if not show:
+        yield _Silent()
+        return
+    with progress("posters", total, unit="posters") as bar:
+        yield bar
+
+
+def _drive(
+    pool: ThreadPoolExecutor,
+    downloader: _Downloader,
+    recorder: _Recorder,
+    targets: Iterator[PosterTarget],
+    inflight: set[Future[_Outcome]],
+    bar: _Advance,
+    store: Store,
+    lock_name: str | None,
+) -> None:
+    """Feed targets to the pool (a bounded window) and record outcomes as they finish."""
+    window = downloader.cfg.max_workers * 3
+    finished: queue.SimpleQueue[Future[_Outcome]] = queue.SimpleQueue()
+    last_beat = time.monotonic()
+    exhausted = False
+    while True:
+        if downloader.stop.is_set() and not exhausted:
+            exhausted = True  # stopping: start nothing new, finish what runs
+            for future in list(inflight):
+                future.cancel()
+        while not exhausted and len(inflight) < window:
+            target = next(targets, None)
+            if target is None:
+                exhausted = True
+                break
+            immediate = downloader.immediate(target)
+            if immediate is not None:
+                recorder.add(immediate)
+                bar.advance()
+                continue
+            future = pool.submit(downloader.process, target)
+            future.add_done_callback(finished.put)
+            inflight.add(future)
+        if not inflight:
+            return
+        try:
+            done = finished.get(timeout=1.0)
+        except queue.Empty:
+            pass
+        else:
+            if done.cancelled():
+                inflight.discard(done)
+                continue
+            # It leaves the in-flight set only once recorded: an interruption in between
+            # must not lose an outcome whose file is already written.
+            recorder.add(done.result())
+            inflight.discard(done)
+            bar.advance()
+        if lock_name and time.monotonic() - last_beat >= HEARTBEAT_INTERVAL_S:
+            store.locks.heartbeat(lock_name)
+            last_beat = time.monotonic()
+
+
+def download_posters(
+    store: Store,
+    settings: Settings,
+    *,
+    client: ImageBaseUrlSource | None = None,
+    image_base_url: str | None = None,
+    tmdb_ids: Iterable[int] | None = None,
+    run_id: int | None = None,
+    retry_rejected: bool = False,
+    force: bool = False,
+    lock_name: str | None = None,
+    stop: threading.Event | None = None,
+    show_progress: bool = True,
+) -> PosterSummary:
+    """Download, verify and record the posters that are needed; returns the summary.
+
+    ``tmdb_ids=None`` considers every movie; otherwise only these. A movie is downloaded
+    when it has no poster row, its row is ``failed`` (or ``rejected``, with
+    ``retry_rejected``), or its ``poster_path`` changed since; ``force`` downloads the
+    given movies regardless. The image base URL is ``image_base_url``, else ``[tmdb]
+    image_base_url``, else ``client.image_base_url()`` (asked only when needed).
+    ``lock_name`` is a run lock this process holds, heartbeated while working. Failed
+    downloads go to ``fetch_failures`` (kind ``poster``) with ``run_id``. On SIGINT (or
+    when ``stop`` is set) the work in flight is finished and recorded, then
+    :class:`PostersInterrupted` (an :class:`~reelset.errors.Interrupted`) is raised.
+    """
+    started = time.monotonic()
+    stop = stop or threading.Event()
+    summary = PosterSummary()
+    ids = sorted(set(tmdb_ids)) if tmdb_ids is not None else None
+    if ids is not None and not ids:
+        return summary
+    total = count_poster_targets(store, ids, retry_rejected=retry_rejected, force=force)
+    summary.movies = total
+    if total == 0:
+        return summary
+    cfg = settings.posters
+    downloader = _Downloader(
+        store,
+        settings,
+        client=client,
+        image_base_url=image_base_url,
+        stop=stop,
+        verify_processes=verify_processes_for(settings, total),
+    )
+    recorder = _Recorder(store, summary, run_id)
+    log.info(
+        "posters: %d movie(s) to fetch with %d workers at most %s", total, cfg.max_workers,
+        cfg.rate_limit,
+    )
+    targets: Iterator[PosterTarget] = iter_poster_targets(
+        store, ids, retry_rejected=retry_rejected, force=force
+    )
+    inflight: set[Future[_Outcome]] = set()
+    pool = ThreadPoolExecutor(cfg.max_workers, thread_name_prefix="reelset-poster")
+    try:
+        with _progress(total, show_progress) as bar:
+            _drive(pool, downloader, recorder, targets, inflight, bar, store, lock_name)
+    except KeyboardInterrupt:
+        stop.set()
+        summary.interrupted = True
+        for future in inflight:
+            future.cancel()
+        for future in inflight:
+            if not future.cancelled():
+                try:
+                    recorder.add(future.result())
+                except Exception:  # a worker bug must not hide the interruption
+                    log.exception("poster worker failed while stopping")
+        recorder.flush()
+        pool.shutdown(wait=True, cancel_futures=True)
+        downloader.close()
+        summary.retries = downloader.retries
+        summary.elapsed_s = time.monotonic() - started
+        raise PostersInterrupted(summary) from None
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        recorder.flush()
+        downloader.close()
+        raise
+    pool.shutdown(wait=True)
+    recorder.flush()
+    downloader.close()
+    summary.retries = downloader.retries
+    summary.elapsed_s = time.monotonic() - started
+    if stop.is_set():  # the caller's stop event (e.g. the scrape job's signal handler)
+        summary.interrupted = True
+        raise PostersInterrupted(summary)
+    return summary

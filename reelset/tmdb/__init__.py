@@ -1,0 +1,1 @@
+"""TMDB: the API client, discovery strategies, genre names and the scrape run."""

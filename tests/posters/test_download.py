@@ -1,0 +1,371 @@
+"""Poster downloads against the sandbox's image server (real sockets, real faults)."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from pydantic import SecretStr
+from sqlalchemy import update
+
+from reelset.config import Credentials, settings_from_dict
+from reelset.errors import ConfigError
+from reelset.posters.audit import audit_posters
+from reelset.posters.download import PostersInterrupted, download_posters
+from reelset.sandbox import (
+    Catalog,
+    FaultSpec,
+    PathFault,
+    PosterFaultCatalog,
+    Sandbox,
+    poster_fault_catalog,
+)
+from reelset.storage import MovieRecord, Store, schema
+from reelset.storage.posters import (
+    PosterRow,
+    count_poster_targets,
+    iter_poster_targets,
+    upsert_poster_rows,
+)
+from reelset.tmdb.client import TmdbClient
+from tests.posters.support import (
+    FIXTURES,
+    check_folder,
+    normal_ids,
+    open_failures,
+    poster_rows,
+    poster_settings,
+    store_movies,
+)
+
+NO_POSTER_ID = 1645  # a bundled movie TMDB has no poster for
+
+
+@pytest.fixture(scope="module")
+def faulty() -> PosterFaultCatalog:
+    return poster_fault_catalog(Catalog.bundled(), per_kind=2, attempts=2)
+
+
+@pytest.fixture
+def sandbox(faulty: PosterFaultCatalog) -> Iterator[Sandbox]:
+    with Sandbox(catalog=faulty.catalog) as sb:
+        yield sb
+
+
+@pytest.mark.parametrize("processes", [0, 2], ids=["in-threads", "verifier-processes"])
+def test_every_fault_ends_in_the_right_status(
+    sqlite_store: Store,
+    sandbox: Sandbox,
+    faulty: PosterFaultCatalog,
+    tmp_path: Path,
+    processes: int,
+) -> None:
+    catalog = faulty.catalog
+    normal = normal_ids(catalog, faulty.faulty_ids, 3)
+    assert catalog.record(NO_POSTER_ID)["poster_path"] is None  # type: ignore[index]
+    ids = store_movies(sqlite_store, catalog, [*faulty.faulty_ids, *normal, NO_POSTER_ID])
+    settings = poster_settings(tmp_path, verify_processes=processes)
+
+    summary = download_posters(sqlite_store, settings, image_base_url=sandbox.image_base_url)
+
+    rows = poster_rows(sqlite_store)
+    assert set(rows) == set(ids)
+    expected = {
+        "truncated_jpeg": ("rejected", "truncated"),
+        "html_as_jpeg": ("rejected", "not_an_image"),
+        "not_found": ("failed", "http_404"),
+        "transient_500": ("ok", None),
+        "oversized": ("rejected", "too_large"),
+        "oversized_chunked": ("rejected", "too_large"),
+        "bomb": ("rejected", "decompression_bomb"),
+        "duplicate": ("ok", None),
+        "hostile_dotdot": ("rejected", "invalid_path"),
+        "hostile_encoded": ("ok", None),
+        "hostile_long": ("rejected", "invalid_path"),
+        "hostile_unicode": ("ok", None),
+        "hostile_chars": ("ok", None),
+    }
+    for kind, (status, reason) in expected.items():
+        for tmdb_id in faulty.ids_by_kind[kind]:
+            row = rows[tmdb_id]
+            assert row["status"] == status, (kind, row["error"])
+            if reason is not None:
+                assert row["error"].startswith(reason + ":"), (kind, row["error"])
+            if status != "ok":
+                assert row["file_path"] is None and row["sha256"] is None
+    assert "Content-Length" in rows[faulty.ids_by_kind["oversized"][0]]["error"]
+    assert "stopped reading" in rows[faulty.ids_by_kind["oversized_chunked"][0]]["error"]
+    assert "HTML" in rows[faulty.ids_by_kind["html_as_jpeg"][0]]["error"]
+    for tmdb_id in faulty.ids_by_kind["transient_500"]:
+        assert rows[tmdb_id]["attempts"] == 3  # two 500s, then the picture
+    assert rows[NO_POSTER_ID]["status"] == "missing"
+    for tmdb_id in normal:
+        assert rows[tmdb_id]["status"] == "ok"
+
+    # Recorded metadata of a kept poster.
+    ok = rows[normal[0]]
+    assert (ok["format"], ok["mode"]) == ("JPEG", "RGB") and ok["width"] > 0
+    assert ok["file_path"] == f"{ok['sha256'][:2]}/{ok['sha256']}.jpg"
+    assert len(ok["phash"]) == 16 and ok["downloaded_at"] is not None
+    assert ok["source_url"].startswith(sandbox.image_base_url + "w500/")
+    with Image.open(settings.posters_dir / ok["file_path"]) as im:
+        assert im.size == (ok["width"], ok["height"])
+
+    # Byte-identical posters are stored once and shared.
+    dup = {rows[i]["sha256"] for i in faulty.ids_by_kind["duplicate"]}
+    assert len(dup) == 1
+    files = check_folder(settings.posters_dir, tmp_path)
+    ok_shas = {r["sha256"] for r in rows.values() if r["status"] == "ok"}
+    assert sorted(files.values()) == sorted(ok_shas)  # one file per distinct content
+    assert summary.ok == len([r for r in rows.values() if r["status"] == "ok"])
+    assert summary.shared == summary.ok - len(ok_shas) == 2
+    assert summary.rejected_by_reason["too_large"] == 4
+    assert summary.failed == 2 and summary.missing == 1
+    # Hostile names reached nothing outside the folder.
+    for outside in (tmp_path, tmp_path.parent, settings.posters_dir.parent):
+        assert not [p for p in outside.glob("x*.jpg")]
+
+    # Failures are recorded for the 404s only; a rerun tries exactly those again.
+    failures = open_failures(sqlite_store)
+    assert set(failures) == {str(i) for i in faulty.ids_by_kind["not_found"]}
+    assert all(f.http_status == 404 for f in failures.values())
+    again = download_posters(sqlite_store, settings, image_base_url=sandbox.image_base_url)
+    assert (again.movies, again.failed, again.ok) == (2, 2, 0)
+    assert all(f.attempts == 2 for f in open_failures(sqlite_store).values())
+    assert poster_rows(sqlite_store)[faulty.ids_by_kind["not_found"][0]]["attempts"] == 2
+
+
+def test_a_rerun_fixes_transient_failures(
+    sqlite_store: Store, faulty: PosterFaultCatalog, tmp_path: Path
+) -> None:
+    catalog = faulty.catalog
+    ids = normal_ids(catalog, faulty.faulty_ids, 5)
+    store_movies(sqlite_store, catalog, ids)
+    kinds = ["500", "reset", "truncated", "slow", "503"]
+    paths = [f"/t/p/w500{catalog.record(i)['poster_path']}" for i in ids]  # type: ignore[index]
+    spec = FaultSpec(
+        per_path={p: PathFault(k, attempts=1) for p, k in zip(paths, kinds, strict=True)},
+        slow_s=2.0,
+    )
+    settings = poster_settings(tmp_path, max_retries=0, timeout_s=0.5)
+    with Sandbox(catalog=catalog, faults=spec) as sb:
+        first = download_posters(sqlite_store, settings, image_base_url=sb.image_base_url)
+        assert first.failed == 5 and first.ok == 0
+        assert dict(first.failed_by_reason) == {
+            "http_500": 1,
+            "http_503": 1,
+            "connection": 1,
+            "incomplete": 1,
+            "timeout": 1,
+        }
+        assert set(open_failures(sqlite_store)) == {str(i) for i in ids}
+        assert check_folder(settings.posters_dir, tmp_path) == {}
+
+        second = download_posters(sqlite_store, settings, image_base_url=sb.image_base_url)
+    assert (second.movies, second.ok, second.failed) == (5, 5, 0)
+    rows = poster_rows(sqlite_store)
+    assert all(rows[i]["status"] == "ok" and rows[i]["attempts"] == 2 for i in ids)
+    assert open_failures(sqlite_store) == {}
+    assert len(check_folder(settings.posters_dir, tmp_path)) == 5
+
+
+def test_retries_within_one_run(
+    sqlite_store: Store, faulty: PosterFaultCatalog, tmp_path: Path
+) -> None:
+    catalog = faulty.catalog
+    ids = normal_ids(catalog, faulty.faulty_ids, 3)
+    store_movies(sqlite_store, catalog, ids)
+    paths = [f"/t/p/w500{catalog.record(i)['poster_path']}" for i in ids]  # type: ignore[index]
+    kinds = ["502", "reset", "429"]
+    spec = FaultSpec(per_path={p: PathFault(k, 2) for p, k in zip(paths, kinds, strict=True)})
+    with Sandbox(catalog=catalog, faults=spec) as sb:
+        summary = download_posters(
+            sqlite_store, poster_settings(tmp_path), image_base_url=sb.image_base_url
+        )
+    assert (summary.ok, summary.failed, summary.retries, summary.requests) == (3, 0, 6, 9)
+
+
+def test_changed_or_removed_poster_paths_are_fetched_again(
+    store: Store, sandbox: Sandbox, faulty: PosterFaultCatalog, tmp_path: Path
+) -> None:
+    sqlite_store = store  # this one runs on each backend
+    catalog = faulty.catalog
+    a, b, c = normal_ids(catalog, faulty.faulty_ids, 3)
+    store_movies(sqlite_store, catalog, [a, b, c])
+    settings = poster_settings(tmp_path)
+    download_posters(sqlite_store, settings, image_base_url=sandbox.image_base_url)
+    before = poster_rows(sqlite_store)
+
+    catalog_copy_name = "reelsetTestChangedPoster000001.jpg"
+    catalog.add_image(catalog_copy_name, (FIXTURES / "tt0457308.jpg").read_bytes())
+    sqlite_store.movies.upsert(
+        [
+            MovieRecord(tmdb_id=a, title="A", poster_path="/" + catalog_copy_name),
+            MovieRecord(tmdb_id=b, title="B", poster_path=None),
+        ]
+    )
+    assert count_poster_targets(sqlite_store) == 2
+    summary = download_posters(sqlite_store, settings, image_base_url=sandbox.image_base_url)
+    assert (summary.movies, summary.ok, summary.missing) == (2, 1, 1)
+    after = poster_rows(sqlite_store)
+    assert after[a]["poster_path"] == "/" + catalog_copy_name
+    assert after[a]["sha256"] == "81c9cd68c0deb980e8aefd17966d951cda4aae11c82c49624e58fe1fbb8efa64"
+    assert after[a]["attempts"] == 1
+    assert after[b]["status"] == "missing" and after[b]["file_path"] is None
+    assert after[c] == before[c]
+    assert (
+        download_posters(sqlite_store, settings, image_base_url=sandbox.image_base_url).movies == 0
+    )
+
+
+def test_formats_and_training_copies(
+    sqlite_store: Store, faulty: PosterFaultCatalog, tmp_path: Path
+) -> None:
+    catalog = faulty.catalog.copy()
+    jpeg = (FIXTURES / "tt1242460.jpg").read_bytes()
+    ids = normal_ids(catalog, faulty.faulty_ids, 4)
+    bodies = {}
+    for tmdb_id, (fmt, mode) in zip(
+        ids, [("PNG", "RGBA"), ("WEBP", "RGB"), ("GIF", "P"), ("JPEG", "L")], strict=True
+    ):
+        out = io.BytesIO()
+        with Image.open(io.BytesIO(jpeg)) as im:
+            im.convert(mode).save(out, format=fmt)
+        name = f"reelsetFormatTest{fmt}{tmdb_id}.img"
+        catalog.add_image(name, out.getvalue())
+        catalog.update_movie(tmdb_id, record_change=False, poster_path="/" + name)
+        bodies[tmdb_id] = fmt
+    store_movies(sqlite_store, catalog, ids)
+    settings = poster_settings(tmp_path, resize_max_side=96, resize_quality=80)
+    with Sandbox(catalog=catalog) as sb:
+        summary = download_posters(sqlite_store, settings, image_base_url=sb.image_base_url)
+    rows = poster_rows(sqlite_store)
+    png, webp, gif, gray = (rows[i] for i in ids)
+    assert (png["format"], png["mode"], png["file_path"][-4:]) == ("PNG", "RGBA", ".png")
+    assert (webp["format"], webp["file_path"][-5:]) == ("WEBP", ".webp")
+    assert gif["status"] == "rejected" and gif["error"].startswith("format_not_allowed")
+    assert (gray["format"], gray["mode"]) == ("JPEG", "L")
+    assert summary.resized == 3
+    for row in (png, webp, gray):
+        resized = row["resized_file_path"]
+        assert resized == f"{row['sha256'][:2]}/{row['sha256']}.r96.jpg"
+        with Image.open(settings.posters_dir / resized) as im:
+            assert (im.format, im.mode) == ("JPEG", "RGB")
+            assert im.size == (row["resized_width"], row["resized_height"])
+            assert max(im.size) == 96
+    assert len(check_folder(settings.posters_dir, tmp_path)) == 6
+
+
+def test_image_base_url_comes_from_the_tmdb_client_only_when_needed(
+    sqlite_store: Store, sandbox: Sandbox, faulty: PosterFaultCatalog, tmp_path: Path
+) -> None:
+    catalog = faulty.catalog
+    ids = normal_ids(catalog, faulty.faulty_ids, 2)
+    store_movies(sqlite_store, catalog, [*ids, NO_POSTER_ID])
+    settings = settings_from_dict(
+        {
+            "storage": {"posters_dir": "posters"},
+            "tmdb": {"api_base_url": sandbox.api_base_url},
+            "posters": {"rate_limit": "1000/1s", "backoff_initial_s": 0.01},
+        },
+        base_dir=tmp_path,
+    )
+    credentials = Credentials(api_key=SecretStr(sandbox.api_key))
+    with TmdbClient(settings, credentials) as client:
+        before = sandbox.counters.requests_by_endpoint.get("/3/configuration", 0)
+        summary = download_posters(sqlite_store, settings, client=client)
+        again = download_posters(sqlite_store, settings, client=client)
+        after = sandbox.counters.requests_by_endpoint.get("/3/configuration", 0)
+    assert (summary.ok, summary.missing, again.movies) == (2, 1, 0)
+    assert after - before == 1
+
+    # Nothing to fetch over the network: no base URL needed at all.
+    sqlite_store.movies.upsert([MovieRecord(tmdb_id=NO_POSTER_ID, title="x", poster_path=None)])
+    with sqlite_store.write() as conn:
+        conn.execute(
+            update(schema.posters)
+            .values(status="failed")
+            .where(schema.posters.c.tmdb_id == NO_POSTER_ID)
+        )
+    assert download_posters(sqlite_store, poster_settings(tmp_path)).missing == 1
+    with sqlite_store.write() as conn:
+        conn.execute(update(schema.posters).values(status="failed"))
+    with pytest.raises(ConfigError, match="image base URL"):
+        download_posters(sqlite_store, poster_settings(tmp_path))
+
+
+def test_target_selection_and_upserts_on_each_backend(store: Store) -> None:
+    store.movies.upsert(
+        [MovieRecord(tmdb_id=i, title=f"m{i}", poster_path=f"/p{i}.jpg") for i in range(1, 8)]
+    )
+    assert [t.tmdb_id for t in iter_poster_targets(store)] == list(range(1, 8))
+    upsert_poster_rows(
+        store,
+        [
+            PosterRow(2, "ok", poster_path="/p2.jpg", sha256="a" * 64, attempts=1),
+            PosterRow(3, "failed", poster_path="/p3.jpg", error="http_500: HTTP 500", attempts=4),
+            PosterRow(4, "rejected", poster_path="/p4.jpg", error="truncated: x", attempts=1),
+            PosterRow(5, "ok", poster_path="/old.jpg", sha256="b" * 64, attempts=1),
+            PosterRow(6, "missing", poster_path=None),
+            PosterRow(7, "ok", poster_path="/p7.jpg", sha256="c" * 64, attempts=1),
+        ],
+    )
+    store.movies.mark_gone([7])
+    store.movies.upsert(
+        [MovieRecord(tmdb_id=7, title="m7", poster_path="/new7.jpg", status="gone")]
+    )
+    targets = {t.tmdb_id: t for t in iter_poster_targets(store, page_size=2)}
+    assert sorted(targets) == [1, 3, 5, 6]  # no row, failed, path changed, path appeared
+    assert targets[3].previous_attempts == 4 and targets[5].previous_poster_path == "/old.jpg"
+    assert sorted(t.tmdb_id for t in iter_poster_targets(store, retry_rejected=True)) == [
+        1,
+        3,
+        4,
+        5,
+        6,
+    ]
+    assert [t.tmdb_id for t in iter_poster_targets(store, [2, 3, 99])] == [3]
+    assert [t.tmdb_id for t in iter_poster_targets(store, [2, 3], force=True)] == [2, 3]
+    assert count_poster_targets(store) == 4
+    assert count_poster_targets(store, [1, 2], force=True) == 2
+    # Upserts replace whole rows and are idempotent; rows of unknown movies are skipped.
+    row = PosterRow(3, "ok", poster_path="/p3.jpg", sha256="d" * 64, attempts=5)
+    upsert_poster_rows(store, [row, row, PosterRow(12345, "missing")])
+    upsert_poster_rows(store, [row])
+    with store.read() as conn:
+        stored = conn.execute(schema.posters.select().where(schema.posters.c.tmdb_id == 3)).one()
+        count = conn.execute(schema.posters.select()).all()
+    assert (stored.status, stored.error, stored.attempts) == ("ok", None, 5)
+    assert len(count) == 6
+
+
+def test_a_stop_event_ends_the_run_with_its_work_recorded(
+    sqlite_store: Store, faulty: PosterFaultCatalog, tmp_path: Path
+) -> None:
+    ids = normal_ids(faulty.catalog, faulty.faulty_ids, 30)
+    store_movies(sqlite_store, faulty.catalog, ids)
+    settings = poster_settings(tmp_path, max_workers=2)
+    stop = threading.Event()
+
+    def stop_after_three_files() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not stop.is_set():
+            if len(list(settings.posters_dir.glob("*/*.jpg"))) >= 3:
+                stop.set()
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=stop_after_three_files)
+    with Sandbox(catalog=faulty.catalog, image_latency_ms=100) as sb:
+        watcher.start()
+        with pytest.raises(PostersInterrupted) as info:
+            download_posters(sqlite_store, settings, image_base_url=sb.image_base_url, stop=stop)
+        watcher.join()
+    summary = info.value.summary
+    assert summary.interrupted and 3 <= summary.ok < len(ids) and summary.failed == 0
+    assert len(poster_rows(sqlite_store)) == summary.ok
+    assert audit_posters(sqlite_store, settings, show_progress=False).problems == 0
