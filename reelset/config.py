@@ -12,15 +12,17 @@ the file works but is discouraged: config files end up in repositories and manif
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -42,7 +44,9 @@ _HTTP_URL_FIELDS = ("api_base_url", "image_base_url", "exports_base_url", "datas
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, frozen=True, allow_inf_nan=False
+    )
 
 
 def _check_http_url(value: str, *, allow_empty: bool = False) -> str:
@@ -57,6 +61,21 @@ def _check_http_url(value: str, *, allow_empty: bool = False) -> str:
 def _check_rate(value: str) -> str:
     parse_rate(value)
     return value
+
+
+RateText = Annotated[str, AfterValidator(_check_rate)]
+"""A rate limit such as ``"50/1s"``, checked when the config loads."""
+
+
+class _Paced(_Section):
+    """A section with a ``rate_limit`` (TMDB's API, the image server)."""
+
+    rate_limit: RateText
+
+    @property
+    def rate(self) -> RateSpec:
+        """The parsed ``rate_limit``."""
+        return parse_rate(self.rate_limit)
 
 
 class StorageSettings(_Section):
@@ -81,14 +100,14 @@ class StorageSettings(_Section):
         return value
 
 
-class TmdbSettings(_Section):
+class TmdbSettings(_Paced):
     """``[tmdb]``: the TMDB API client and the scrape job."""
 
     api_base_url: str = "https://api.themoviedb.org/3"
     image_base_url: str = ""
     exports_base_url: str = "https://files.tmdb.org/p/exports"
     api_key: SecretStr | None = None
-    rate_limit: str = "20/1s"
+    rate_limit: RateText = "20/1s"
     max_workers: int = Field(8, ge=1, le=64)
     timeout_s: float = Field(10.0, gt=0)
     max_retries: int = Field(5, ge=0, le=50)
@@ -115,30 +134,24 @@ class TmdbSettings(_Section):
         value = _check_http_url(value, allow_empty=True)
         return value if value == "" or value.endswith("/") else value + "/"
 
-    @field_validator("rate_limit")
-    @classmethod
-    def _rate(cls, value: str) -> str:
-        return _check_rate(value)
-
     @field_validator("discover_start_date")
     @classmethod
     def _date(cls, value: str) -> str:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError(f"not a date (YYYY-MM-DD): {value!r}")
+        try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                raise ValueError
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not a date (YYYY-MM-DD): {value!r}") from None
         return value
 
-    @property
-    def rate(self) -> RateSpec:
-        """The parsed ``rate_limit``."""
-        return parse_rate(self.rate_limit)
 
-
-class PosterSettings(_Section):
+class PosterSettings(_Paced):
     """``[posters]``: poster downloads, verification and storage."""
 
     enabled: bool = True
     max_workers: int = Field(8, ge=1, le=64)
-    rate_limit: str = "50/1s"
+    rate_limit: RateText = "50/1s"
     timeout_s: float = Field(20.0, gt=0)
     max_retries: int = Field(3, ge=0, le=20)
     backoff_initial_s: float = Field(0.5, ge=0)
@@ -150,22 +163,12 @@ class PosterSettings(_Section):
     resize_max_side: int = Field(0, ge=0, le=10_000)
     resize_quality: int = Field(90, ge=1, le=100)
 
-    @field_validator("rate_limit")
-    @classmethod
-    def _rate(cls, value: str) -> str:
-        return _check_rate(value)
-
     @field_validator("allowed_formats")
     @classmethod
     def _formats(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("must name at least one image format")
         return [v.upper() for v in value]
-
-    @property
-    def rate(self) -> RateSpec:
-        """The parsed ``rate_limit``."""
-        return parse_rate(self.rate_limit)
 
 
 def _default_imdb_map() -> dict[str, int]:

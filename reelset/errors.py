@@ -13,22 +13,18 @@ class ReelsetError(Exception):
     exit_code = 1
 
 
-class ConfigError(ReelsetError):
-    """The configuration file, an option or the environment is wrong (exit 2)."""
-
-    exit_code = 2
-
-
 class UsageError(ReelsetError):
     """A command was called with input it cannot use (exit 2)."""
 
     exit_code = 2
 
 
-class StoreError(ReelsetError):
-    """The store cannot be opened or is of a schema version we cannot use (exit 2)."""
+class ConfigError(UsageError):
+    """The configuration file, an option or the environment is wrong (exit 2)."""
 
-    exit_code = 2
+
+class StoreError(UsageError):
+    """The store cannot be opened or is of a schema version we cannot use (exit 2)."""
 
 
 class LockedError(ReelsetError):
