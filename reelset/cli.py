@@ -22,10 +22,12 @@ from reelset.commands.posters import posters_group
 from reelset.commands.sandbox import sandbox_group
 from reelset.commands.scrape import scrape_command
 from reelset.console import setup_logging
-from reelset.errors import ReelsetError
-from reelset.redaction import redact
+from reelset.errors import ReelsetError, error_line
 
 log = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = 1000
+"""Longest error message printed (our messages are one line and far shorter)."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except ReelsetError as exc:
-        click.echo(f"reelset: error: {redact(str(exc))}", err=True)
+        click.echo(f"reelset: error: {error_line(exc, limit=MESSAGE_LIMIT)}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("reelset: interrupted", err=True)
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         if logging.getLogger("reelset").isEnabledFor(logging.DEBUG):
             log.exception("internal error")
         click.echo(
-            f"reelset: internal error: {exc.__class__.__name__}: {redact(str(exc))} "
+            f"reelset: internal error: {error_line(exc, limit=MESSAGE_LIMIT, with_type=True)} "
             "(run with -v for the traceback)",
             err=True,
         )

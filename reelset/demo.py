@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 
 from reelset.commands.build import demo_build
 from reelset.config import ENV_API_KEY, ENV_BEARER, Settings, load_settings, mask_url
 from reelset.console import print_summary, setup_logging
 from reelset.errors import ReelsetError
 from reelset.redaction import register_secrets
-from reelset.tmdb.scrape import ScrapeOptions, run_scrape, stop_on_signals
+from reelset.tmdb.scrape import ScrapeOptions, run_scrape
 
 DEMO_RATE = "50/1s"
 
@@ -55,10 +54,8 @@ def main() -> int:
         settings = sandbox_settings(base, sandbox.api_base_url, sandbox.exports_base_url)
         store_url = mask_url(settings.storage.url)
         print(f"reelset demo: TMDB sandbox at {sandbox.api_base_url}, store {store_url}")
-        stop = threading.Event()
         try:
-            with stop_on_signals(stop):
-                result = run_scrape(settings, ScrapeOptions(strategy="export"), stop=stop)
+            result = run_scrape(settings, ScrapeOptions(strategy="export"))
         except ReelsetError as exc:
             print(f"reelset demo: error: {exc}", file=sys.stderr)
             return exc.exit_code

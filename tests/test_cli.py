@@ -1,8 +1,11 @@
-"""The CLI: version, help, db commands, JSON summaries, one-line errors."""
+"""The CLI: version, help, db commands, JSON summaries, one-line errors, and the layering
+(the command layer imports the library, never the other way round; no import cycle)."""
 
 from __future__ import annotations
 
+import ast
 import json
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +13,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+import reelset
+import reelset.commands
+import reelset.sandbox
 from reelset import __version__
 from reelset.cli import main
+from reelset.commands.app import App
+from reelset.errors import UsageError
+from reelset.redaction import register_secrets
 from reelset.storage import Store
+
+PACKAGE = Path(reelset.__file__).resolve().parent
+COMMAND_LAYER = ("reelset.cli", "reelset.commands")
+ENTRY_POINTS = ("reelset.cli", "reelset.commands", "reelset.demo")
+"""Modules allowed to import the command layer: itself and the demo script that drives it."""
 
 
 def write_config(tmp_path: Path, url: str | None = None) -> Path:
@@ -90,3 +104,114 @@ def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "[tmdb] max_workers" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            RuntimeError("boom s3cr3t-value\nsecond line"),
+            "reelset: internal error: RuntimeError: boom ***",
+        ),
+        (UsageError("bad s3cr3t-value\nsecond line"), "reelset: error: bad ***"),
+    ],
+)
+def test_errors_are_one_redacted_line(
+    error: Exception,
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A bug or a user error is one line on stderr, with secrets masked."""
+
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise error
+
+    register_secrets(["s3cr3t-value"])
+    monkeypatch.setattr(App, "open_store", fail)
+    code = main(["--config", str(write_config(tmp_path)), "db", "info"])
+    err = capsys.readouterr().err
+    assert code == (1 if isinstance(error, RuntimeError) else 2)
+    assert err.count("\n") == 1 and err.startswith(expected), err
+    assert "s3cr3t" not in err and "second line" not in err
+
+
+def _in_layer(module: str, layers: tuple[str, ...]) -> bool:
+    return any(module == layer or module.startswith(f"{layer}.") for layer in layers)
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a source file imports (relative imports resolved), wherever the import
+    statement is (``TYPE_CHECKING`` blocks and function bodies included)."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _library_files() -> list[object]:
+    return [
+        pytest.param(path, id=_module_name(path))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if not _in_layer(_module_name(path), ENTRY_POINTS)
+    ]
+
+
+@pytest.mark.parametrize("path", _library_files())
+def test_the_library_never_imports_the_command_layer(path: Path) -> None:
+    """Data and control flow one way: cli.py and commands/ call the library (sandbox/
+    included: ``reelset sandbox`` mounts the sandbox's own command line)."""
+    upward = sorted(m for m in imported_modules(path) if _in_layer(m, COMMAND_LAYER))
+    assert not upward, f"{_module_name(path)} imports {', '.join(upward)}"
+
+
+def _fresh_import(modules: list[str]) -> set[str]:
+    """The ``reelset`` modules loaded after importing ``modules`` in a new interpreter."""
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print('\\n'.join(m for m in sys.modules if m.startswith('reelset')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"importing {', '.join(modules)} failed:\n{proc.stderr[-3000:]}"
+    return set(proc.stdout.split())
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        f"reelset.commands.{info.name}"
+        for info in pkgutil.iter_modules(reelset.commands.__path__)
+    ],
+)
+def test_commands_do_not_import_cli(module: str) -> None:
+    """No import cycle: cli.py imports the commands, the commands never import cli.py."""
+    loaded = _fresh_import([module])
+    assert module in loaded
+    assert "reelset.cli" not in loaded
+
+
+def test_the_sandbox_loads_without_the_command_layer() -> None:
+    modules = [
+        info.name for info in pkgutil.walk_packages(reelset.sandbox.__path__, "reelset.sandbox.")
+    ]
+    assert "reelset.sandbox.__main__" in modules and "reelset.sandbox.server" in modules
+    loaded = _fresh_import(["reelset.sandbox", *modules])
+    assert not {m for m in loaded if _in_layer(m, COMMAND_LAYER)}

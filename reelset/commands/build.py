@@ -7,40 +7,16 @@ build of the same dataset is running; 130 interrupted (no version is left behind
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from reelset.commands.app import App, json_option
 from reelset.console import print_summary
-from reelset.errors import Interrupted
 
 if TYPE_CHECKING:
     from reelset.config import Settings
     from reelset.dataset.build import BuildResult
-
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Interrupted` so a stopped build cleans up after itself."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted("build interrupted by SIGTERM; no version was written")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @click.command("build")
@@ -57,8 +33,7 @@ def build_command(app: App, name: str | None, dry_run: bool, as_json: bool) -> i
     """
     from reelset.dataset.build import build_dataset
 
-    with _sigterm_interrupts():
-        result = build_dataset(app.settings, name=name, dry_run=dry_run)
+    result = build_dataset(app.settings, name=name, dry_run=dry_run)
     _print_build(result, as_json)
     return 0
 

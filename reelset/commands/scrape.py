@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
 import click
@@ -12,7 +11,7 @@ from reelset.commands.app import App, json_option
 from reelset.console import print_summary
 from reelset.errors import UsageError
 from reelset.tmdb.discovery import STRATEGIES, read_ids_file
-from reelset.tmdb.scrape import ScrapeOptions, run_scrape, stop_on_signals
+from reelset.tmdb.scrape import ScrapeOptions, run_scrape
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +71,6 @@ def scrape_command(
     configuration error; 3 another run holds the store's lock; 4 TMDB refused the
     credentials; 130 interrupted (the next run resumes).
     """
-    if strategy == "ids" and ids_file is None:
-        raise UsageError("--strategy ids needs --from FILE")
     if strategy != "ids" and ids_file is not None:
         raise UsageError("--from FILE only goes with --strategy ids")
     if ids_file is not None:
@@ -88,9 +85,7 @@ def scrape_command(
         retry_failures=retry_failures,
         posters=not no_posters,
     )
-    stop = threading.Event()
-    with stop_on_signals(stop):
-        result = run_scrape(settings, options, stop=stop)
+    result = run_scrape(settings, options)
     title = f"scrape run {result.run_id}: {result.status}"
     print_summary(title, result.summary, as_json=as_json)
     if result.status == "interrupted":

@@ -6,8 +6,12 @@ Training code::
     train = load("genres", split="train")          # latest version, pandas DataFrame
     labels = load_labels("genres")                  # multi-hot order
 
-Builds: :func:`build_dataset` (what ``reelset build`` runs). The on-disk format is
-documented in :func:`reelset.dataset.publish.format_doc`.
+Builds: :func:`build_dataset` (what ``reelset build`` runs). Data flows one way through
+the modules: ``read`` (the store, one snapshot) -> ``select`` (dedupe, filters),
+``poster_duplicates``, ``labels``, ``splits``, ``cooccurrence`` -> ``plan`` (the version in
+memory) -> ``publish`` (the files, atomically) -> ``versions`` (folders and ``LATEST``);
+``build`` runs them, ``load`` and ``inspect`` read what they wrote. The on-disk format is
+defined and documented once, in :mod:`reelset.dataset.format` (:func:`format_doc`).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from reelset.dataset.poster_duplicates import popcount
+from reelset.files import atomic_path
 
 MATRICES = ("count", "p_col_given_row", "jaccard")
 RESERVED = ("scope", "matrix", "row_genre_id", "row_genre")
@@ -158,7 +159,8 @@ def draw_heatmap(
         ax.set_title(title, fontsize=10)
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="P(column | row)")
         fig.tight_layout()
-        fig.savefig(path, format="png", metadata={"Software": None})
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", metadata={"Software": None})
     finally:
         plt.close(fig)
     return names

@@ -1,8 +1,12 @@
-"""What analysts ask about built datasets: list them, show one, diff two versions."""
+"""``reelset datasets list|show|diff``: what analysts ask about built datasets.
+
+List every dataset with its versions, show one version's counts, labels and removals,
+diff two versions (movies added, removed, relabelled, split moves). Reads only the
+version folders (manifest, labels.json, split files), never the store.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +17,16 @@ import pyarrow.parquet as pq
 
 from reelset.dataset.splits import SPLITS
 from reelset.dataset.versions import (
-    MANIFEST_FILE,
     dataset_names,
     latest,
     parse_ref,
+    read_labels,
+    read_manifest,
     resolve,
     versions,
 )
 
 EXAMPLES = 10
-
-
-def _manifest(folder: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
-    return data
 
 
 def list_datasets(output_dir: Path) -> list[dict[str, Any]]:
@@ -35,7 +35,7 @@ def list_datasets(output_dir: Path) -> list[dict[str, Any]]:
     for name in dataset_names(output_dir):
         root = output_dir / name
         newest = latest(root)
-        manifest = _manifest(root / newest) if newest else {}
+        manifest = read_manifest(root / newest) if newest else {}
         out.append(
             {
                 "name": name,
@@ -53,8 +53,8 @@ def show(output_dir: Path, ref: str) -> dict[str, Any]:
     """Counts, labels and removals of ``NAME[@vN]``."""
     name, version = parse_ref(ref)
     version, folder = resolve(output_dir, name, version)
-    m = _manifest(folder)
-    labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+    m = read_manifest(folder)
+    labels = read_labels(folder)
     return {
         "name": name,
         "version": version,
@@ -135,5 +135,4 @@ def diff(output_dir: Path, ref_a: str, ref_b: str) -> dict[str, Any]:
 
 
 def _names(folder: Path) -> list[str]:
-    labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
-    return [lab["name"] for lab in labels["labels"]]
+    return [lab["name"] for lab in read_labels(folder)["labels"]]

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reelset.dataset.splits import SPLITS
-from reelset.dataset.versions import MANIFEST_FILE, resolve
+from reelset.dataset.versions import read_labels, read_manifest, resolve
 from reelset.errors import UsageError
 
 ALL = "all"
@@ -93,9 +92,9 @@ def load_labels(
     output_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """The labels of a version, in multi-hot order (``labels.json`` ``labels``)."""
-    folder = dataset_dir(name, version, output_dir=output_dir)
-    data = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
-    labels: list[dict[str, Any]] = data["labels"]
+    labels: list[dict[str, Any]] = read_labels(
+        dataset_dir(name, version, output_dir=output_dir)
+    )["labels"]
     return labels
 
 
@@ -106,6 +105,4 @@ def load_manifest(
     output_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """The ``manifest.json`` of a version."""
-    folder = dataset_dir(name, version, output_dir=output_dir)
-    manifest: dict[str, Any] = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
-    return manifest
+    return read_manifest(dataset_dir(name, version, output_dir=output_dir))

@@ -1,213 +1,51 @@
-"""Writing a dataset version: parquet files, labels.json, manifest, dataset card.
+"""Publishing a planned version: its files, the dataset card, ``LATEST``, and the lock.
 
-Parquet files are written with pinned writer options (:data:`PARQUET_OPTIONS`) from
-Arrow tables built with explicit schemas, so the same content gives the same bytes: no
-timestamps or pandas metadata, zstd level 3, statistics on, dictionary encoding on,
-row groups of ``[build] row_group_size`` rows.
-
-The content fingerprint (``manifest.json`` ``fingerprint``) is a sha256 over the Arrow
-IPC stream of every data table (the splits, removed movies, poster duplicates), the
-label set and the settings that shape the content (``[build]`` without ``output_dir``
-and ``name``, and ``[genres]``). It does not cover created_at, file paths or library
-versions, so a rebuild from the same store and settings has the same fingerprint, and
-the builder then says ``unchanged`` instead of making a new version.
+Every file is written with :mod:`reelset.files` (temp file, fsync, rename, fsync the
+folder), parquet with the pinned options of :mod:`reelset.dataset.format`. The version
+folder itself is published the same way one level up: everything is written into
+``<output_dir>/<name>/.staging-<version>-<pid>/``, which is renamed to ``<version>`` at the
+end; then ``LATEST`` moves. A version folder is therefore complete or absent. One build per
+dataset name at a time (:func:`build_lock`); leftovers of killed builds are removed under
+the lock (:func:`clean_staging`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import fcntl
 import hashlib
 import json
+import logging
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-FORMAT = "reelset-dataset/1"
+from reelset.config import Settings
+from reelset.dataset import cooccurrence
+from reelset.dataset.format import LEDGER_FILE, PARQUET_OPTIONS, format_doc
+from reelset.dataset.plan import Plan
+from reelset.dataset.versions import LABELS_FILE, MANIFEST_FILE, write_latest
+from reelset.errors import LockedError, StoreError
+from reelset.files import TEMP_PREFIX, atomic_path, fsync_dir, write_text
 
-PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd",
-    "compression_level": 3,
-    "use_dictionary": True,
-    "write_statistics": True,
-    "version": "2.6",
-    "data_page_version": "1.0",
-    "data_page_size": 1024 * 1024,
-    "write_page_index": False,
-    "store_schema": True,
-    "use_compliant_nested_type": True,
-}
-
-DATA_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("tmdb_id", "int64. TMDB movie id; unique across the three splits; rows are sorted by it."),
-    ("imdb_id", "string, nullable. IMDb id (tt...), as TMDB gave it."),
-    ("title", "string. TMDB title."),
-    ("year", "int32, nullable. Release year."),
-    ("overview", "string. TMDB overview (the text input), never empty (see the filters)."),
-    (
-        "genre_ids",
-        "list<int32>. The movie's label ids, in label order (labels.json): TMDB genre ids, "
-        "negative for IMDb-only labels. Only genres in the label set appear.",
-    ),
-    ("genres", "list<string>. The names of genre_ids, same order (e.g. imdb:Biography)."),
-    (
-        "labels",
-        "fixed_size_list<int8>[N]. Multi-hot target: labels[i] = 1 iff the movie has the "
-        "label at index i of labels.json (N = number of labels).",
-    ),
-    (
-        "poster_file",
-        "string, nullable. The poster image, as a path relative to [storage] posters_dir "
-        "(<sha256[:2]>/<sha256>.<ext>); null when there is no poster with status ok, or "
-        "when drop_poster_duplicates removed a duplicate's reference.",
-    ),
-    ("poster_sha256", "string, nullable. sha256 of the poster file's bytes."),
-    ("poster_width", "int32, nullable. Poster width in pixels."),
-    ("poster_height", "int32, nullable. Poster height in pixels."),
-    ("original_language", "string, nullable. ISO 639-1 code of the original language."),
-    ("popularity", "float64, nullable. TMDB popularity when last scraped."),
-    ("vote_count", "int64, nullable. TMDB vote count when last scraped."),
-)
-
-FILES: tuple[tuple[str, str], ...] = (
-    (
-        "`data/train.parquet`, `data/validation.parquet`, `data/test.parquet`",
-        "The movies of each split (columns below); zstd, rows sorted by `tmdb_id`, row "
-        "groups of `[build] row_group_size` rows. No movie is in two splits.",
-    ),
-    (
-        "`labels.json`",
-        "The label order of the multi-hot vectors: `labels` = list of `{index, id, name, "
-        "source, imdb_genres, counts: {all, train, validation, test}}`; `dropped` = genres "
-        "below `min_genre_count` with their counts; `label_source`; `min_genre_count`.",
-    ),
-    (
-        "`cooccurrence.parquet`",
-        "Genre co-occurrence matrices, wide: `scope` (all, train, validation, test), "
-        "`matrix` (`count`, `p_col_given_row`, `jaccard`), `row_genre_id` (int32), "
-        "`row_genre` (string), then one float64 column per label, named by the label name, "
-        "in label order. `count` is symmetric and its diagonal is each genre's movie count; "
-        "`p_col_given_row` = count / the row's diagonal (NaN if 0); `jaccard` = count / "
-        "movies with either genre (NaN if 0).",
-    ),
-    (
-        "`cooccurrence.png`",
-        "Heatmap of P(column genre \\| row genre) over the whole dataset, genres ordered by "
-        "spectral co-clustering (seeded).",
-    ),
-    (
-        "`removed.parquet`",
-        "Every movie of the store that is not in the dataset: `tmdb_id` (int64), `imdb_id`, "
-        "`title`, `rule` (the first rule that removed it; meanings in `manifest.json` "
-        "`rules`), `duplicate_of` (int64: the kept movie, for the dedupe rules; else null); "
-        "sorted by `tmdb_id`.",
-    ),
-    (
-        "`poster_duplicates.parquet`",
-        "Movies of the dataset whose poster duplicates the poster of a movie with a smaller "
-        "`tmdb_id`: `tmdb_id`, `duplicate_of` (the earliest such movie), `match` (`sha256`: "
-        "byte-identical; `phash`: perceptual hashes within `poster_phash_distance` bits), "
-        "`distance` (int8: differing phash bits, 0 for sha256).",
-    ),
-    (
-        "`split_assignments.parquet`",
-        "The split ledger: every movie ever given a split under this dataset name, also "
-        "those no longer in it: `tmdb_id` (int64), `split`, `assigned_in` (the version that "
-        "first placed it). A movie keeps its split in every later version.",
-    ),
-    (
-        "`manifest.json`",
-        "name, version, created_at, parent_version, fingerprint (content + settings, not "
-        "time), config (secrets removed), store (masked URL, schema version, row counts), "
-        "rules, removed per rule, rows per split, genre counts per split, label agreement "
-        "TMDB/IMDb per genre, poster duplicates, splits, sha256 and size of every other "
-        "file, library versions.",
-    ),
-    (
-        "`README.md`",
-        "The dataset card: Hugging Face YAML front matter (`configs` -> `data_files` per "
-        "split), these statistics and the heatmap.",
-    ),
-)
-
-FORMAT_DOC = """\
-### Dataset format (`reelset-dataset/1`)
-
-`<output_dir>/<name>/` holds one folder per version (`v0001`, `v0002`, ...) and `LATEST`
-(one line naming the newest version, replaced atomically). A version folder is complete
-or absent: it is written beside it under a dot-name and renamed at the end.
-
-| file | what it holds |
-| --- | --- |
-{files}
-
-Columns of `data/<split>.parquet`:
-
-| column | type and meaning |
-| --- | --- |
-{columns}
-"""
-
-
-def format_doc() -> str:
-    """The documentation of every file and column of a dataset version (Markdown)."""
-    files = "\n".join(f"| {name} | {text} |" for name, text in FILES)
-    rows = "\n".join(f"| `{name}` | {text} |" for name, text in DATA_COLUMNS)
-    return FORMAT_DOC.replace("{files}", files).replace("{columns}", rows)
-
-
-def data_schema(n_labels: int) -> pa.Schema:
-    """The Arrow schema of ``data/<split>.parquet`` for ``n_labels`` labels."""
-    types: dict[str, pa.DataType] = {
-        "tmdb_id": pa.int64(),
-        "imdb_id": pa.string(),
-        "title": pa.string(),
-        "year": pa.int32(),
-        "overview": pa.string(),
-        "genre_ids": pa.list_(pa.int32()),
-        "genres": pa.list_(pa.string()),
-        "labels": pa.list_(pa.int8(), n_labels),
-        "poster_file": pa.string(),
-        "poster_sha256": pa.string(),
-        "poster_width": pa.int32(),
-        "poster_height": pa.int32(),
-        "original_language": pa.string(),
-        "popularity": pa.float64(),
-        "vote_count": pa.int64(),
-    }
-    nullable = {"tmdb_id": False, "title": False, "overview": False, "genre_ids": False,
-                "genres": False, "labels": False}
-    return pa.schema(
-        [pa.field(name, types[name], nullable=nullable.get(name, True)) for name, _ in DATA_COLUMNS]
-    )
+log = logging.getLogger(__name__)
 
 
 def write_parquet(table: pa.Table, path: Path, *, row_group_size: int) -> None:
-    """Write ``table`` with the pinned options, then fsync it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, row_group_size=row_group_size, **PARQUET_OPTIONS)
-    _fsync(path)
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a UTF-8 text file and fsync it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    _fsync(path)
+    """Write ``table`` atomically with the pinned options."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, row_group_size=row_group_size, **PARQUET_OPTIONS)
 
 
 def dump_json(data: Any) -> str:
     """Stable, readable JSON (the same data gives the same text)."""
     return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def file_digest(path: Path) -> dict[str, Any]:
@@ -219,37 +57,78 @@ def file_digest(path: Path) -> dict[str, Any]:
     return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
 
 
-class _HashSink:
-    """A write-only file object that only hashes what is written to it."""
+@contextmanager
+def build_lock(root: Path, name: str) -> Iterator[None]:
+    """Hold the dataset's build lock (one build per dataset name at a time)."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LockedError(f"another build of dataset {name!r} is running") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
-    def __init__(self, digest: Any) -> None:
-        self.digest = digest
-        self.closed = False
 
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
+def clean_staging(root: Path) -> None:
+    """Remove what killed builds left (only called under the build lock)."""
+    for leftover in root.glob(".staging-*"):
+        log.warning("removing %s, left by an interrupted build", leftover.name)
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in root.glob(f"{TEMP_PREFIX}*"):  # a LATEST that was being replaced
+        leftover.unlink(missing_ok=True)
 
 
-def fingerprint(tables: dict[str, pa.Table], meta: Any) -> str:
-    """sha256 over the IPC stream of each table (in name order) and canonical ``meta``."""
-    digest = hashlib.sha256()
-    digest.update(FORMAT.encode())
-    digest.update(json.dumps(meta, sort_keys=True, separators=(",", ":"), default=str).encode())
-    for name in sorted(tables):
-        table = tables[name]
-        digest.update(f"\0{name}\0".encode())
-        sink = pa.PythonFile(_HashSink(digest), mode="w")
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            for batch in table.combine_chunks().to_batches(max_chunksize=65536):
-                writer.write_batch(batch)
-    return digest.hexdigest()
+def write_plan(plan: Plan, root: Path, settings: Settings, *, now: dt.datetime) -> Path:
+    """Write a planned version into a staging folder, move it into place, point LATEST at it."""
+    cfg = settings.build
+    staging = root / f".staging-{plan.version}-{os.getpid()}"
+    final = root / plan.version
+    if final.exists():
+        raise StoreError(f"{final} exists already; refusing to overwrite a version")
+    shutil.rmtree(staging, ignore_errors=True)
+    moved = False
+    try:
+        (staging / "data").mkdir(parents=True)
+        tables = {
+            **{f"data/{split}.parquet": table for split, table in plan.splits.items()},
+            "removed.parquet": plan.removed,
+            "poster_duplicates.parquet": plan.poster_duplicates,
+            LEDGER_FILE: plan.ledger,
+            "cooccurrence.parquet": plan.cooccurrence,
+        }
+        for relpath, table in tables.items():
+            write_parquet(table, staging / relpath, row_group_size=cfg.row_group_size)
+        write_text(staging / LABELS_FILE, dump_json(plan.labels_doc))
+        cooccurrence.draw_heatmap(
+            plan.counts_all, plan.label_set.names, staging / "cooccurrence.png",
+            seed=cfg.seed,
+            title=f"{plan.manifest['name']} {plan.version}: P(column genre | row genre)",
+        )
+        manifest = dict(plan.manifest)
+        manifest["created_at"] = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        write_text(staging / "README.md", dataset_card(manifest, plan.labels_doc))
+        manifest["files"] = {
+            path.relative_to(staging).as_posix(): file_digest(path)
+            for path in sorted(staging.rglob("*"))
+            if path.is_file()
+        }
+        # Each write above synced its own folder; the manifest's syncs the staging folder.
+        write_text(staging / MANIFEST_FILE, dump_json(manifest))
+        os.rename(staging, final)
+        moved = True
+        fsync_dir(root)
+        write_latest(root, plan.version)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if moved:  # LATEST never pointed at it: the version was never published
+            shutil.rmtree(final, ignore_errors=True)
+        raise
+    return final
 
 
 def dataset_card(manifest: dict[str, Any], labels: dict[str, Any]) -> str:

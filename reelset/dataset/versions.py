@@ -2,9 +2,10 @@
 
 Layout: ``<output_dir>/<name>/v0001/``, ``v0002/``, ... and ``<output_dir>/<name>/LATEST``
 (one line, e.g. ``v0002``). A version folder appears complete or not at all: a build
-writes into ``<output_dir>/<name>/.staging-<version>-<pid>/`` and renames it at the end;
-then ``LATEST`` is replaced atomically (temp file + ``os.replace``). Folders whose name
-starts with a dot are never versions.
+writes into ``<output_dir>/<name>/.staging-<version>-<pid>/`` and renames it at the end
+(:mod:`reelset.dataset.publish`); then ``LATEST`` is replaced atomically
+(:func:`reelset.files.write_text`). Folders whose name starts with a dot are never
+versions.
 
 References on the command line: ``NAME`` (its latest version), ``NAME@v3``,
 ``NAME@v0003``, ``NAME@3`` or ``NAME@latest``.
@@ -12,16 +13,19 @@ References on the command line: ``NAME`` (its latest version), ``NAME@v3``,
 
 from __future__ import annotations
 
-import os
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 from reelset.errors import UsageError
+from reelset.files import write_text
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 VERSION_RE = re.compile(r"^v(\d{4,})$")
 LATEST_FILE = "LATEST"
 MANIFEST_FILE = "manifest.json"
+LABELS_FILE = "labels.json"
 
 
 def check_name(name: str) -> str:
@@ -93,27 +97,22 @@ def next_version(root: Path) -> str:
 
 def write_latest(root: Path, version: str) -> None:
     """Point ``LATEST`` at ``version`` atomically."""
-    tmp = root / f".{LATEST_FILE}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(version + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, root / LATEST_FILE)
-    fsync_dir(root)
+    write_text(root / LATEST_FILE, version + "\n")
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new entry in ``path`` durable (best effort)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The ``manifest.json`` of a version folder."""
+    return _read_json(folder / MANIFEST_FILE)
+
+
+def read_labels(folder: Path) -> dict[str, Any]:
+    """The ``labels.json`` of a version folder (label order, counts, dropped genres)."""
+    return _read_json(folder / LABELS_FILE)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 def resolve(output_dir: Path, name: str, version: str | None) -> tuple[str, Path]:

@@ -28,8 +28,8 @@ from typing import Any
 from reelset.config import mask_url
 from reelset.console import progress
 from reelset.errors import ConfigError, ReelsetError, error_line
-from reelset.imdb.importer import LOCK_NAME, RUN_COMMAND, ImportReport
-from reelset.runs import recorded_run
+from reelset.imdb.importer import RUN_COMMAND, ImportReport
+from reelset.runs import IMDB_LOCK, recorded_run
 from reelset.storage import Store
 from reelset.storage.imdb import ImdbTitle, imdb_coverage, movie_imdb_ids, upsert_imdb_titles
 
@@ -190,7 +190,12 @@ def fetch_title(access: Any, imdb_id: str, uri: str) -> ImdbTitle | None:
 def import_from_cinemagoer(
     store: Store, uri: str, *, title_types: list[str], batch_size: int
 ) -> ImportReport:
-    """Fill ``imdb_titles`` from a cinemagoer s3 database for the store's movie IMDb ids."""
+    """Fill ``imdb_titles`` from a cinemagoer s3 database for the store's movie IMDb ids.
+
+    Like :func:`~reelset.imdb.importer.import_tsv`, a recorded run (command ``imdb
+    import``) under the ``imdb`` lock; SIGINT/SIGTERM stop it after the titles read so
+    far are written.
+    """
     started = time.monotonic()
     access = open_cinemagoer(uri)
     ids = movie_imdb_ids(store)
@@ -204,11 +209,13 @@ def import_from_cinemagoer(
     }
     wanted = set(title_types)
     params = {"cinemagoer_uri": mask_url(uri), "title_types": list(title_types)}
-    with recorded_run(store, RUN_COMMAND, params, locks=(LOCK_NAME,)) as run:
+    with recorded_run(store, RUN_COMMAND, params, locks=(IMDB_LOCK,)) as run:
         report.run_id = run.run_id
         batch: list[ImdbTitle] = []
         with progress("reading cinemagoer titles", len(valid), unit="titles") as bar:
             for imdb_id in valid:
+                if run.stop.is_set():
+                    break
                 title = fetch_title(access, imdb_id, uri)
                 bar.advance()
                 if title is None:
@@ -226,6 +233,8 @@ def import_from_cinemagoer(
                     batch = []
             if batch:
                 report.written += upsert_imdb_titles(store, batch)
+                run.counts = report.counts()
+        run.raise_if_stopped()
         report.coverage = imdb_coverage(store).as_dict()
         report.elapsed_s = time.monotonic() - started
         run.counts = report.counts()

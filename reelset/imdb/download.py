@@ -9,10 +9,11 @@ its first line checked against the known header before it is moved into place.
 
 A destination file already present is only fetched again when the server's copy is
 newer (``If-Modified-Since``; the file's mtime is set from ``Last-Modified``).
-Transient failures (connection errors, timeouts, 429, 5xx, a body cut short) are retried
-with exponential backoff and jitter (tenacity), each retry resuming where the last
-stopped. Everything from the network is untrusted: names are checked, sizes compared
-with what the server announced.
+Failures are classified and retried by the shared transport (:mod:`reelset.transport.retry`:
+408, 425, 429, 5xx, connection errors, timeouts and bodies cut short are retried with
+exponential backoff and jitter, ``Retry-After`` is honoured), each retry resuming where
+the last stopped; a 429 counts as an ordinary retry. Everything from the network is
+untrusted: names are checked, sizes compared with what the server announced.
 """
 
 from __future__ import annotations
@@ -27,19 +28,20 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from tenacity import (
-    RetryError,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
 
-from reelset import __version__
 from reelset.console import progress
-from reelset.errors import ReelsetError, UsageError, error_line
+from reelset.errors import ReelsetError, UsageError
 from reelset.imdb.tsv import DATASET_HEADERS, ImdbFileError, verify_dataset_file
+from reelset.transport.errors import FetchError, TransientError, describe_exception
+from reelset.transport.retry import (
+    RetryPolicy,
+    is_retryable,
+    parse_retry_after,
+    request_failure,
+    retrying,
+    status_error,
+)
+from reelset.transport.session import make_session
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +51,8 @@ _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
 _CHUNK = 64 * 1024  # a cut connection loses at most this much of what it received
 
 
-class DownloadError(ReelsetError):
+class DatasetDownloadError(ReelsetError):
     """A dataset file could not be downloaded (exit 1); a partial file is kept to resume."""
-
-
-class _Transient(Exception):
-    """A failure worth retrying (resuming from the part file)."""
 
 
 @dataclass(frozen=True)
@@ -85,14 +83,6 @@ def check_names(names: list[str]) -> list[str]:
     return out
 
 
-def _new_session() -> requests.Session:
-    session = requests.Session()
-    session.headers["User-Agent"] = f"reelset/{__version__}"
-    # Byte ranges must count bytes of the file itself, not of a transfer encoding.
-    session.headers["Accept-Encoding"] = "identity"
-    return session
-
-
 def download_datasets(
     base_url: str,
     names: list[str],
@@ -110,8 +100,15 @@ def download_datasets(
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{directory}: cannot create folder: {exc.strerror or exc}") from None
+    policy = RetryPolicy(
+        max_retries=max_retries,
+        backoff_initial_s=backoff_initial_s,
+        backoff_max_s=backoff_max_s,
+        max_throttle_retries=None,
+    )
     own = session is None
-    http = session or _new_session()
+    # Byte ranges must count bytes of the file itself, not of a transfer encoding.
+    http = session or make_session(1, headers={"Accept-Encoding": "identity"})
     try:
         return [
             _Download(
@@ -119,7 +116,7 @@ def download_datasets(
                 f"{base_url.rstrip('/')}/{name}",
                 directory / name,
                 timeout_s=timeout_s,
-            ).run(max_retries, backoff_initial_s, backoff_max_s)
+            ).run(policy)
             for name in names
         ]
     finally:
@@ -176,30 +173,24 @@ class _Download:
 
     # -- the download -------------------------------------------------------------------
 
-    def run(
-        self, max_retries: int, backoff_initial_s: float, backoff_max_s: float
-    ) -> DownloadResult:
-        retrying = Retrying(
-            stop=stop_after_attempt(max_retries + 1),
-            wait=wait_exponential(multiplier=backoff_initial_s, max=backoff_max_s)
-            + wait_random(0, backoff_initial_s),
-            retry=retry_if_exception_type(_Transient),
-            reraise=False,
-            before_sleep=lambda state: log.warning(
+    def run(self, policy: RetryPolicy) -> DownloadResult:
+        def on_retry(failure: BaseException) -> None:
+            log.warning(
                 "%s: %s; retrying (attempt %d of %d)",
                 self.name,
-                state.outcome.exception() if state.outcome else "failed",
-                state.attempt_number + 1,
-                max_retries + 1,
-            ),
-        )
+                failure,
+                self.attempts + 1,
+                policy.max_retries + 1,
+            )
+
         try:
-            status = retrying(self._attempt)
-        except RetryError as exc:
-            reason = exc.last_attempt.exception()
+            status = retrying(policy, on_retry=on_retry)(self._attempt)
+        except FetchError as exc:
+            if not exc.transient:
+                raise DatasetDownloadError(f"{self.name}: {exc}") from None
             kept = self._part_size()
-            raise DownloadError(
-                f"{self.name}: {reason} (after {self.attempts} attempts); "
+            raise DatasetDownloadError(
+                f"{self.name}: {exc} (after {self.attempts} attempts); "
                 + (f"{kept:,} bytes kept in {self.part.name}, rerun to resume" if kept else "rerun")
             ) from None
         if status == "unchanged":
@@ -230,10 +221,8 @@ class _Download:
             response = self.session.get(
                 self.url, headers=headers, stream=True, timeout=self.timeout
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _Transient(_why(exc)) from None
         except requests.RequestException as exc:
-            raise DownloadError(f"{self.name}: {_why(exc)}") from None
+            raise request_failure(exc) from None
         with response:
             return self._handle(response, offset)
 
@@ -247,14 +236,12 @@ class _Download:
             if match and int(match.group(1)) == offset:
                 return "complete"  # the part already holds the whole file
             self._drop_part()
-            raise _Transient("the server cannot resume this file (416); starting over")
-        if code == 429 or code >= 500:
-            raise _Transient(f"HTTP {code}")
+            raise TransientError("the server cannot resume this file (416); starting over")
         if code == 206 and offset:
             match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
             if not match or int(match.group(1)) != offset:
                 self._drop_part()
-                raise _Transient("the server sent a different byte range; starting over")
+                raise TransientError("the server sent a different byte range; starting over")
             total = None if match.group(3) == "*" else int(match.group(3))
             self.resumed = True
             self._receive(response, offset, total, append=True)
@@ -268,7 +255,9 @@ class _Download:
             self._save_meta(response, total)
             self._receive(response, 0, total, append=False)
             return "complete"
-        raise DownloadError(f"{self.name}: HTTP {code} from {self.url}")
+        message = f"HTTP {code}" if is_retryable(code) else f"HTTP {code} from {self.url}"
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise status_error(code, message, url=self.url, retry_after=retry_after)
 
     def _receive(
         self, response: requests.Response, offset: int, total: int | None, *, append: bool
@@ -291,15 +280,14 @@ class _Download:
                     bar.advance(len(chunk))
                     if total is not None and written > total:
                         break
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise _Transient(f"connection lost at {written:,} bytes: {_why(exc)}") from None
-            except requests.RequestException as exc:  # ChunkedEncodingError, ContentDecodingError
-                raise _Transient(f"download cut at {written:,} bytes: {_why(exc)}") from None
+            except requests.RequestException as exc:
+                message = f"download cut at {written:,} bytes: {describe_exception(exc)}"
+                raise request_failure(exc, message) from None
         if total is not None and written != total:
             if written > total:
                 self._drop_part()
-                raise _Transient(f"got more bytes than announced ({written:,} > {total:,})")
-            raise _Transient(f"download cut at {written:,} of {total:,} bytes")
+                raise TransientError(f"got more bytes than announced ({written:,} > {total:,})")
+            raise TransientError(f"download cut at {written:,} of {total:,} bytes")
 
     def _verify_and_install(self) -> None:
         try:
@@ -307,7 +295,7 @@ class _Download:
         except ImdbFileError as exc:
             self._drop_part()
             message = str(exc).replace(str(self.part), self.name)
-            raise DownloadError(f"{message} (not installed)") from None
+            raise DatasetDownloadError(f"{message} (not installed)") from None
         last_modified = self.last_modified or self._meta().get("last_modified")
         os.replace(self.part, self.target)
         self.meta_path.unlink(missing_ok=True)
@@ -317,7 +305,3 @@ class _Download:
                 os.utime(self.target, (stamp, stamp))
             except (TypeError, ValueError, OverflowError):
                 pass
-
-
-def _why(exc: BaseException) -> str:
-    return error_line(exc, limit=200, with_type=True)

@@ -6,8 +6,9 @@ posters). :func:`import_tsv` streams ``title.basics`` (keeping the configured ti
 types) joined with ``title.ratings`` into ``imdb_titles``/``imdb_title_genres`` in
 batches, one transaction each; it is idempotent (see :mod:`reelset.storage.imdb`).
 
-Every import is recorded in ``scrape_runs`` (command ``imdb import``) and holds the
-store's ``imdb`` lock, so two imports never interleave.
+Every import is one recorded run (command ``imdb import``, :mod:`reelset.runs`) holding
+the store's ``imdb`` lock, so two imports never interleave. SIGINT/SIGTERM stop it after
+the batch being written; the batches written are kept and a rerun converges.
 """
 
 from __future__ import annotations
@@ -33,14 +34,13 @@ from reelset.imdb.tsv import (
     iter_basics,
     read_ratings,
 )
-from reelset.runs import recorded_run
+from reelset.runs import IMDB_LOCK, recorded_run
 from reelset.storage import Store
 from reelset.storage.imdb import ImdbTitle, ImdbUpsertResult, imdb_coverage, upsert_imdb_titles
 
 log = logging.getLogger(__name__)
 
 RUN_COMMAND = "imdb import"
-LOCK_NAME = "imdb"
 BASICS_NAMES = ("title.basics.tsv.gz", "title.basics.tsv")
 RATINGS_NAMES = ("title.ratings.tsv.gz", "title.ratings.tsv")
 
@@ -163,6 +163,8 @@ def import_tsv(
     Both headers are checked before anything is written. Without a ratings file the
     stored ratings are left as they are. Titles are written ``batch_size`` per
     transaction; an interrupted import keeps its finished batches and a rerun converges.
+    The import is a recorded run under the ``imdb`` lock (see the module docstring;
+    :class:`~reelset.errors.LockedError` while another import runs).
     """
     started = time.monotonic()
     check_header(basics, BASICS_COLUMNS)
@@ -171,7 +173,7 @@ def import_tsv(
     source = {"basics_file": str(basics), "ratings_file": str(ratings) if ratings else "-"}
     report = ImportReport(source=source, title_types=list(title_types))
     params = {**source, "title_types": list(title_types), "batch_size": batch_size}
-    with recorded_run(store, RUN_COMMAND, params, locks=(LOCK_NAME,)) as run:
+    with recorded_run(store, RUN_COMMAND, params, locks=(IMDB_LOCK,)) as run:
         report.run_id = run.run_id
         table: Ratings | None = None
         if ratings is not None:
@@ -182,6 +184,7 @@ def import_tsv(
                 table = read_ratings(ratings, report.ratings, on_bytes=bar.advance)
             if table.duplicates:
                 report.extra["ratings_duplicate_ids"] = table.duplicates
+            run.raise_if_stopped()
         else:
             log.warning("no title.ratings file: stored ratings and vote counts stay as they are")
         report.basics = ParseStats(basics.name)
@@ -202,8 +205,11 @@ def import_tsv(
             for row in iter_basics(basics, title_types, report.basics, on_bytes=bar.advance):
                 batch.append(row)
                 if len(batch) >= batch_size:
+                    # Stopping drops the queued batches; the one being written finishes.
+                    run.raise_if_stopped()
                     writer.submit(batch)
                     batch = []
+            run.raise_if_stopped()
             if batch:
                 writer.submit(batch)
         report.coverage = imdb_coverage(store).as_dict()

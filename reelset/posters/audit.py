@@ -8,9 +8,10 @@ for files no row references (*orphans*), temporary files left by killed processe
 Repair (``--repair``) removes orphans and stale temp files, deletes corrupt files and
 downloads again the posters of every movie whose file is missing or corrupt (with the
 movie's current ``poster_path``), and remakes missing or corrupt training copies from
-their verified originals. It must not run while another process downloads posters
-(the command holds the run locks), or a file written just before its row would look
-like an orphan.
+their verified originals. It must not run while another process downloads posters, or
+a file written just before its row would look like an orphan: a repair is one recorded
+run (command ``posters-verify``) holding both the ``scrape`` and the ``posters`` lock
+(:mod:`reelset.runs`). The check alone only reads, and takes no lock.
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ from reelset.posters.filestore import (
     temp_is_stale,
 )
 from reelset.posters.verify import PosterRejected, training_copy, verify_image
+from reelset.runs import POSTERS_LOCK, SCRAPE_LOCK, Run, recorded_run
 from reelset.storage import Store
 from reelset.storage.posters import iter_ok_rows
 
 log = logging.getLogger(__name__)
 
+REPAIR_COMMAND = "posters-verify"
 _CHECK_CHUNK = 4096
 SAMPLE_LIMIT = 50
 """How many paths of each kind of problem the report lists (all are counted)."""
@@ -140,6 +143,12 @@ class AuditReport:
         }
         return data
 
+    def counts(self) -> dict[str, Any]:
+        """:meth:`as_dict` without the example paths: a repair run's counts."""
+        data = self.as_dict()
+        del data["examples"]
+        return data
+
 
 def _collect_expected(store: Store, report: AuditReport) -> dict[str, _Expected]:
     expected: dict[str, _Expected] = {}
@@ -211,11 +220,35 @@ def audit_posters(
     repair: bool = False,
     client: ImageBaseUrlSource | None = None,
     image_base_url: str | None = None,
-    run_id: int | None = None,
-    lock_name: str | None = None,
     show_progress: bool = True,
 ) -> AuditReport:
-    """Check (and with ``repair``, fix) the poster files against the ``posters`` table."""
+    """Check (and with ``repair``, fix) the poster files against the ``posters`` table.
+
+    The check only reads. A repair is one recorded run (command ``posters-verify``)
+    holding the ``scrape`` and ``posters`` locks (:class:`~reelset.errors.LockedError`
+    while a scrape or poster run works), ending ``partial`` when problems remain.
+    SIGINT/SIGTERM stop it before the repair, or after the downloads in flight.
+    ``client``/``image_base_url`` are for downloading posters again (see
+    :func:`~reelset.posters.download.download_posters`).
+    """
+    if not repair:
+        return _check(store, settings, None, show_progress)[0]
+    locks = (SCRAPE_LOCK, POSTERS_LOCK)
+    with recorded_run(store, REPAIR_COMMAND, {"repair": True}, locks=locks) as run:
+        report, files, expected, results = _check(store, settings, run, show_progress)
+        run.counts = report.counts()
+        run.raise_if_stopped()
+        _repair(store, settings, files, expected, results, report, client=client,
+                image_base_url=image_base_url, run=run, show_progress=show_progress)
+        run.counts = report.counts()
+        run.status = "partial" if report.problems else "succeeded"
+    return report
+
+
+def _check(
+    store: Store, settings: Settings, run: Run | None, show_progress: bool
+) -> tuple[AuditReport, PosterFiles, dict[str, _Expected], dict[str, str]]:
+    """The report of the check, with the files, what was expected and what was found."""
     files = PosterFiles(settings.posters_dir)
     report = AuditReport()
     expected = _collect_expected(store, report)
@@ -227,6 +260,8 @@ def audit_posters(
         ThreadPoolExecutor(workers, thread_name_prefix="reelset-verify") as pool,
     ):
         for start in range(0, len(items), _CHECK_CHUNK):  # a bounded number of futures
+            if run is not None:
+                run.raise_if_stopped()
             chunk = items[start : start + _CHECK_CHUNK]
             checked = pool.map(lambda kv: _check_file(files, kv[0], kv[1]), chunk)
             for (rel, _entry), result in zip(chunk, checked, strict=True):
@@ -249,11 +284,7 @@ def audit_posters(
     _scan(files, expected, report)
     if report.found:
         log.warning("posters verify: %d problem(s) found", report.found)
-    if repair:
-        _repair(store, settings, files, expected, results, report, client=client,
-                image_base_url=image_base_url, run_id=run_id, lock_name=lock_name,
-                show_progress=show_progress)
-    return report
+    return report, files, expected, results
 
 
 def _remove(path: Path) -> bool:
@@ -277,8 +308,7 @@ def _repair(
     *,
     client: ImageBaseUrlSource | None,
     image_base_url: str | None,
-    run_id: int | None,
-    lock_name: str | None,
+    run: Run,
     show_progress: bool,
 ) -> None:
     report.repaired = True
@@ -313,9 +343,8 @@ def _repair(
             client=client,
             image_base_url=image_base_url,
             tmdb_ids=sorted(report.affected_movies),
-            run_id=run_id,
             force=True,
-            lock_name=lock_name,
+            run=run,
             show_progress=show_progress,
         )
         report.redownload = summary

@@ -19,6 +19,10 @@ separate from the API's so posters never starve metadata requests):
 
 A file is always complete on disk before a row points at it, so a killed run leaves at
 most an unreferenced file (``verify`` calls it an orphan) or a temporary file.
+
+Called on its own (``reelset posters``, or from Python) it is one recorded run under the
+``posters`` lock (:mod:`reelset.runs`); a scrape and ``verify --repair`` run it inside
+their own run.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 from PIL import Image
@@ -42,11 +46,12 @@ from reelset.config import Settings
 from reelset.console import progress
 from reelset.errors import ConfigError, Interrupted
 from reelset.posters.fetch import (
-    DownloadError,
     FetchPolicy,
+    PosterFetchError,
     check_base_url,
     check_poster_size,
     fetch_poster,
+    poster_retry_policy,
     poster_url,
     public_url,
 )
@@ -69,6 +74,7 @@ from reelset.posters.verify_pool import (
     warm_up_verification,
 )
 from reelset.redaction import redact
+from reelset.runs import POSTERS_LOCK, Run, recorded_run
 from reelset.storage import Store
 from reelset.storage.posters import (
     PosterRow,
@@ -78,15 +84,18 @@ from reelset.storage.posters import (
     upsert_poster_rows,
 )
 from reelset.storage.schema import utcnow
-from reelset.transport.http import make_session
 from reelset.transport.limiter import SlidingWindowLimiter
+from reelset.transport.session import make_session
 
 log = logging.getLogger(__name__)
 
+if TYPE_CHECKING:
+    from reelset.tmdb.client import TmdbClient
+
+COMMAND = "posters"
 FAILURE_KIND = "poster"
 FLUSH_EVERY = 200
 FLUSH_INTERVAL_S = 2.0
-HEARTBEAT_INTERVAL_S = 60.0
 _SHA_LOCKS = 64
 AUTO_PROCESSES_MIN_POSTERS = 100
 
@@ -96,6 +105,37 @@ class ImageBaseUrlSource(Protocol):
 
     def image_base_url(self) -> str:
         """The image base URL (from ``/configuration``, cached; the config value wins)."""
+
+
+class LazyTmdbClient:
+    """An :class:`ImageBaseUrlSource` that makes a TMDB client only when it must ask
+    ``/configuration`` (``[tmdb] image_base_url`` unset), so a run that needs no base URL
+    needs no credentials. Close it (or use it as a context manager) when done."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: TmdbClient | None = None
+
+    def image_base_url(self) -> str:
+        """``[tmdb] image_base_url``, else TMDB's ``/configuration`` (needs credentials)."""
+        if self.settings.tmdb.image_base_url:
+            return self.settings.tmdb.image_base_url
+        if self._client is None:
+            from reelset.tmdb.client import TmdbClient
+
+            self._client = TmdbClient(self.settings)
+        return self._client.image_base_url()
+
+    def close(self) -> None:
+        """Close the client's connections, if one was made."""
+        if self._client is not None:
+            self._client.close()
+
+    def __enter__(self) -> LazyTmdbClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -194,9 +234,7 @@ class _Downloader:
         self.policy = FetchPolicy(
             timeout_s=cfg.timeout_s,
             max_bytes=cfg.max_bytes,
-            max_retries=cfg.max_retries,
-            backoff_initial_s=cfg.backoff_initial_s,
-            backoff_max_s=cfg.backoff_max_s,
+            retry=poster_retry_policy(cfg.max_retries, cfg.backoff_initial_s, cfg.backoff_max_s),
         )
         self.limiter = SlidingWindowLimiter.from_spec(cfg.rate)
         self.session: requests.Session = make_session(cfg.max_workers)
@@ -246,7 +284,7 @@ class _Downloader:
             return _Outcome(PosterRow(target.tmdb_id, "missing", poster_path=None))
         try:
             poster_url(self.base_url(), self.size, target.poster_path)
-        except DownloadError as exc:
+        except PosterFetchError as exc:
             return self._rejected(target, exc.reason, exc.detail, None, 0)
         return None
 
@@ -298,7 +336,7 @@ class _Downloader:
                 stop=self.stop,
                 on_retry=self._count_retry,
             )
-        except DownloadError as exc:
+        except PosterFetchError as exc:
             if exc.reason == "cancelled":
                 return _Outcome(None, requests=exc.attempts)
             if exc.rejected:
@@ -424,10 +462,11 @@ class _Downloader:
 class _Recorder:
     """Collects outcomes in the main thread and writes them to the store in batches."""
 
-    def __init__(self, store: Store, summary: PosterSummary, run_id: int | None) -> None:
+    def __init__(self, store: Store, summary: PosterSummary, run: Run, own_run: bool) -> None:
         self.store = store
         self.summary = summary
-        self.run_id = run_id
+        self.run = run
+        self.own_run = own_run  # the run's counts are this summary's
         self._pending: list[_Outcome] = []
         self._seen: set[int] = set()
         self._last_flush = time.monotonic()
@@ -474,6 +513,8 @@ class _Recorder:
         """Write the collected rows (kept until written, so an interrupted flush repeats)."""
         pending = list(self._pending)
         self._last_flush = time.monotonic()
+        if self.own_run:
+            self.run.counts = self.summary.as_dict()
         rows = [o.row for o in pending if o.row is not None]
         if not rows:
             self._pending = []
@@ -488,7 +529,7 @@ class _Recorder:
                 self.store.failures.record(
                     FAILURE_KIND,
                     str(row.tmdb_id),
-                    run_id=self.run_id,
+                    run_id=self.run.run_id,
                     error=row.error or "failed",
                     http_status=outcome.http_status,
                 )
@@ -532,13 +573,10 @@ def _drive(
     targets: Iterator[PosterTarget],
     inflight: set[Future[_Outcome]],
     bar: _Advance,
-    store: Store,
-    lock_name: str | None,
 ) -> None:
     """Feed targets to the pool (a bounded window) and record outcomes as they finish."""
     window = downloader.cfg.max_workers * 3
     finished: queue.SimpleQueue[Future[_Outcome]] = queue.SimpleQueue()
-    last_beat = time.monotonic()
     exhausted = False
     while True:
         if downloader.stop.is_set() and not exhausted:
@@ -573,9 +611,6 @@ def _drive(
             recorder.add(done.result())
             inflight.discard(done)
             bar.advance()
-        if lock_name and time.monotonic() - last_beat >= HEARTBEAT_INTERVAL_S:
-            store.locks.heartbeat(lock_name)
-            last_beat = time.monotonic()
 
 
 def download_posters(
@@ -585,10 +620,9 @@ def download_posters(
     client: ImageBaseUrlSource | None = None,
     image_base_url: str | None = None,
     tmdb_ids: Iterable[int] | None = None,
-    run_id: int | None = None,
     retry_rejected: bool = False,
     force: bool = False,
-    lock_name: str | None = None,
+    run: Run | None = None,
     stop: threading.Event | None = None,
     show_progress: bool = True,
 ) -> PosterSummary:
@@ -599,15 +633,55 @@ def download_posters(
     ``retry_rejected``), or its ``poster_path`` changed since; ``force`` downloads the
     given movies regardless. The image base URL is ``image_base_url``, else ``[tmdb]
     image_base_url``, else ``client.image_base_url()`` (asked only when needed).
-    ``lock_name`` is a run lock this process holds, heartbeated while working. Failed
-    downloads go to ``fetch_failures`` (kind ``poster``) with ``run_id``. On SIGINT (or
-    when ``stop`` is set) the work in flight is finished and recorded, then
+
+    Without ``run`` this is a run of its own, like ``reelset posters``: command
+    ``posters`` under the ``posters`` lock (see :mod:`reelset.runs`; raises
+    :class:`~reelset.errors.LockedError` when it is held), ending ``partial`` when some
+    downloads failed. Inside another run (a scrape's, ``verify --repair``'s) pass that
+    ``run``: failures carry its id and its stop event stops the downloads. Failed
+    downloads go to ``fetch_failures`` (kind ``poster``). On SIGINT/SIGTERM (or when
+    ``stop`` is set) the work in flight is finished and recorded, then
     :class:`PostersInterrupted` (an :class:`~reelset.errors.Interrupted`) is raised.
     """
-    started = time.monotonic()
-    stop = stop or threading.Event()
-    summary = PosterSummary()
     ids = sorted(set(tmdb_ids)) if tmdb_ids is not None else None
+
+    def download(within: Run, own_run: bool) -> PosterSummary:
+        return _download(
+            store, settings, within, own_run=own_run, client=client,
+            image_base_url=image_base_url, ids=ids, retry_rejected=retry_rejected,
+            force=force, show_progress=show_progress,
+        )
+
+    if run is not None:
+        return download(run, False)
+    params = {"retry_rejected": retry_rejected, "tmdb_ids": ids, "force": force}
+    with recorded_run(store, COMMAND, params, locks=(POSTERS_LOCK,), stop=stop) as own:
+        try:
+            summary = download(own, True)
+        except PostersInterrupted as exc:
+            own.counts = exc.summary.as_dict()
+            raise
+        own.counts = summary.as_dict()
+        own.status = "partial" if summary.failed else "succeeded"
+    return summary
+
+
+def _download(
+    store: Store,
+    settings: Settings,
+    run: Run,
+    *,
+    own_run: bool,
+    client: ImageBaseUrlSource | None,
+    image_base_url: str | None,
+    ids: list[int] | None,
+    retry_rejected: bool,
+    force: bool,
+    show_progress: bool,
+) -> PosterSummary:
+    started = time.monotonic()
+    stop = run.stop
+    summary = PosterSummary()
     if ids is not None and not ids:
         return summary
     total = count_poster_targets(store, ids, retry_rejected=retry_rejected, force=force)
@@ -623,7 +697,7 @@ def download_posters(
         stop=stop,
         verify_processes=verify_processes_for(settings, total),
     )
-    recorder = _Recorder(store, summary, run_id)
+    recorder = _Recorder(store, summary, run, own_run)
     log.info(
         "posters: %d movie(s) to fetch with %d workers at most %s", total, cfg.max_workers,
         cfg.rate_limit,
@@ -635,8 +709,8 @@ def download_posters(
     pool = ThreadPoolExecutor(cfg.max_workers, thread_name_prefix="reelset-poster")
     try:
         with _progress(total, show_progress) as bar:
-            _drive(pool, downloader, recorder, targets, inflight, bar, store, lock_name)
-    except KeyboardInterrupt:
+            _drive(pool, downloader, recorder, targets, inflight, bar)
+    except KeyboardInterrupt:  # a second Ctrl-C: record what has finished, then stop
         stop.set()
         summary.interrupted = True
         for future in inflight:
@@ -664,7 +738,7 @@ def download_posters(
     downloader.close()
     summary.retries = downloader.retries
     summary.elapsed_s = time.monotonic() - started
-    if stop.is_set():  # the caller's stop event (e.g. the scrape job's signal handler)
+    if stop.is_set():  # SIGINT/SIGTERM, or the stop event of the caller's run
         summary.interrupted = True
         raise PostersInterrupted(summary)
     return summary

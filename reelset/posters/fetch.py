@@ -12,10 +12,11 @@ rejected (reason ``invalid_path``) without a request.
 Downloads stream with a connect/read timeout and an overall deadline per attempt
 (:data:`DEADLINE_FACTOR` x ``timeout_s``). A ``Content-Length`` above ``max_bytes`` is
 rejected before the body is read; the body is counted while streaming, so a chunked or
-lying server is cut off at ``max_bytes`` too. Transient failures (5xx, 408, 429,
-connection errors, timeouts, bodies cut short) are retried with tenacity (exponential
-backoff with jitter; ``Retry-After`` is honoured up to the backoff cap). Every attempt
-passes the politeness limiter first.
+lying server is cut off at ``max_bytes`` too. Failures are classified and retried by the
+shared transport (:mod:`reelset.transport.retry`: 408, 425, 429, 5xx, connection errors,
+timeouts and bodies cut short are retried with exponential backoff and jitter,
+``Retry-After`` is honoured); here a 429 counts as an ordinary retry. Every attempt
+passes the politeness limiter first and is counted.
 """
 
 from __future__ import annotations
@@ -23,24 +24,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_when_event_set,
-    wait_exponential,
-    wait_random,
-)
-from tenacity.stop import stop_base
 
 from reelset.errors import ConfigError
-from reelset.transport.http import describe_exception, parse_retry_after
+from reelset.transport.errors import Cancelled, FetchError, TransientError
 from reelset.transport.limiter import LimiterCancelled, SlidingWindowLimiter
+from reelset.transport.retry import (
+    RetryPolicy,
+    parse_retry_after,
+    request_failure,
+    retrying,
+    status_error,
+)
 
 MAX_SEGMENT_CHARS = 255
 DEADLINE_FACTOR = 3.0
@@ -48,8 +46,13 @@ CHUNK_BYTES = 64 * 1024
 _SIZE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
-class DownloadError(Exception):
-    """A poster that could not be had: ``rejected`` (bad content) or failed (network)."""
+class PosterFetchError(FetchError):
+    """A poster that could not be had: ``rejected`` (bad content or path) or failed.
+
+    ``reason`` is the short code stored with the row (``invalid_path``, ``too_large``,
+    ``http_404``, ``timeout``...), ``detail`` the rest of the message; ``attempts`` the
+    requests made for it.
+    """
 
     def __init__(
         self,
@@ -60,25 +63,22 @@ class DownloadError(Exception):
         http_status: int | None = None,
         attempts: int = 0,
     ) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+        super().__init__(f"{reason}: {detail}", http_status=http_status, reason=reason)
         self.detail = detail
         self.rejected = rejected
-        self.http_status = http_status
         self.attempts = attempts
 
 
-class _Transient(Exception):
-    """One attempt failed in a way a later attempt may not."""
-
-    def __init__(
-        self, reason: str, detail: str, http_status: int | None = None, retry_after: float = 0.0
-    ) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.http_status = http_status
-        self.retry_after = retry_after
+def poster_retry_policy(
+    max_retries: int = 3, backoff_initial_s: float = 0.5, backoff_max_s: float = 10.0
+) -> RetryPolicy:
+    """The shared retry policy as poster downloads use it: a 429 is an ordinary retry."""
+    return RetryPolicy(
+        max_retries=max_retries,
+        backoff_initial_s=backoff_initial_s,
+        backoff_max_s=backoff_max_s,
+        max_throttle_retries=None,
+    )
 
 
 @dataclass(frozen=True)
@@ -87,9 +87,7 @@ class FetchPolicy:
 
     timeout_s: float = 20.0
     max_bytes: int = 10_000_000
-    max_retries: int = 3
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 10.0
+    retry: RetryPolicy = field(default_factory=poster_retry_policy)
 
 
 @dataclass(frozen=True)
@@ -140,12 +138,12 @@ def invalid_poster_path(poster_path: str) -> str | None:
 def poster_url(image_base_url: str, size: str, poster_path: str) -> str:
     """The URL of a poster, built so that no ``poster_path`` can leave the image server.
 
-    Raises :class:`DownloadError` (``rejected``, reason ``invalid_path``) for a path that
+    Raises :class:`PosterFetchError` (``rejected``, reason ``invalid_path``) for a path that
     is not a plausible single file name.
     """
     problem = invalid_poster_path(poster_path)
     if problem:
-        raise DownloadError("invalid_path", f"poster_path {problem}", rejected=True)
+        raise PosterFetchError("invalid_path", f"poster_path {problem}", rejected=True)
     base = check_base_url(image_base_url)
     url = f"{base}{check_poster_size(size)}/{quote(poster_path[1:], safe='')}"
     parts, base_parts = urlsplit(url), urlsplit(base)
@@ -155,7 +153,9 @@ def poster_url(image_base_url: str, size: str, poster_path: str) -> str:
         or parts.query
         or parts.fragment
     ):  # cannot happen with the checks above; kept as the last line of defence
-        raise DownloadError("invalid_path", "poster_path escapes the image server", rejected=True)
+        raise PosterFetchError(
+            "invalid_path", "poster_path escapes the image server", rejected=True
+        )
     return url
 
 
@@ -169,7 +169,7 @@ def public_url(url: str) -> str:
 def _read_body(response: requests.Response, policy: FetchPolicy, deadline: float) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared is not None and declared.strip().isdigit() and int(declared) > policy.max_bytes:
-        raise DownloadError(
+        raise PosterFetchError(
             "too_large",
             f"Content-Length {int(declared):,} bytes exceeds max_bytes {policy.max_bytes:,}",
             rejected=True,
@@ -178,13 +178,15 @@ def _read_body(response: requests.Response, policy: FetchPolicy, deadline: float
     for chunk in response.iter_content(CHUNK_BYTES):
         body += chunk
         if len(body) > policy.max_bytes:
-            raise DownloadError(
+            raise PosterFetchError(
                 "too_large",
                 f"body exceeds max_bytes {policy.max_bytes:,} (stopped reading)",
                 rejected=True,
             )
         if time.monotonic() > deadline:
-            raise _Transient("timeout", f"download took longer than {deadline_s(policy):g}s")
+            raise TransientError(
+                f"download took longer than {deadline_s(policy):g}s", reason="timeout"
+            )
     return bytes(body)
 
 
@@ -200,35 +202,22 @@ def _attempt(
     limiter: SlidingWindowLimiter | None,
 ) -> Fetched:
     deadline = time.monotonic() + deadline_s(policy)
-    # requests' exception texts name the URL; describe_exception rebuilds a short message.
     try:
         with session.get(url, stream=True, timeout=(policy.timeout_s, policy.timeout_s)) as resp:
             status = resp.status_code
-            retry_after = parse_retry_after(resp.headers.get("Retry-After")) or 0.0
-            if status == 429 and limiter is not None:
-                limiter.throttled(retry_after or policy.backoff_initial_s)
-            if status >= 500 or status in (408, 425, 429):
-                raise _Transient(
-                    f"http_{status}", f"HTTP {status}", http_status=status, retry_after=retry_after
-                )
             if status != 200:
-                raise DownloadError(f"http_{status}", f"HTTP {status}", http_status=status)
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                if status == 429 and limiter is not None:
+                    initial = policy.retry.backoff_initial_s
+                    limiter.throttled(retry_after if retry_after is not None else initial)
+                raise status_error(status, f"HTTP {status}", retry_after=retry_after)
             data = _read_body(resp, policy, deadline)
             if limiter is not None:
                 limiter.succeeded()
             return Fetched(data, 0, resp.headers.get("Content-Type", ""))
-    except requests.Timeout as exc:
-        raise _Transient("timeout", describe_exception(exc)) from None
-    except requests.exceptions.ChunkedEncodingError as exc:
-        raise _Transient("incomplete", describe_exception(exc)) from None
-    except requests.exceptions.ContentDecodingError:
-        raise _Transient("bad_encoding", "the body's Content-Encoding does not decode") from None
-    except requests.TooManyRedirects:
-        raise DownloadError("redirects", "too many redirects") from None
-    except requests.ConnectionError as exc:
-        raise _Transient("connection", describe_exception(exc)) from None
     except requests.RequestException as exc:
-        raise DownloadError("request", describe_exception(exc)) from None
+        # requests' texts name the URL; request_failure words the failure without it.
+        raise request_failure(exc) from None
 
 
 def fetch_poster(
@@ -240,26 +229,12 @@ def fetch_poster(
     stop: threading.Event | None = None,
     on_retry: Callable[[], None] | None = None,
 ) -> Fetched:
-    """Download ``url`` with retries; raises :class:`DownloadError` when it cannot be had."""
+    """Download ``url`` with retries; raises :class:`PosterFetchError` when it cannot be had.
+
+    A rejection (``too_large``) ends the download at once; failures that stay after the
+    retries say how many attempts were made; a set ``stop`` gives reason ``cancelled``.
+    """
     attempts = 0
-    base_wait = wait_exponential(
-        multiplier=policy.backoff_initial_s, max=policy.backoff_max_s
-    ) + wait_random(0, policy.backoff_initial_s)
-
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        hint = exc.retry_after if isinstance(exc, _Transient) else 0.0
-        return max(min(hint, policy.backoff_max_s), base_wait(state))
-
-    def sleep(seconds: float) -> None:
-        if stop is None:
-            time.sleep(seconds)
-        elif stop.wait(seconds):
-            raise DownloadError("cancelled", "the run is stopping")
-
-    def before_sleep(_state: RetryCallState) -> None:
-        if on_retry is not None:
-            on_retry()
 
     def once() -> Fetched:
         nonlocal attempts
@@ -267,31 +242,28 @@ def fetch_poster(
             try:
                 limiter.acquire(stop)
             except LimiterCancelled:
-                raise DownloadError("cancelled", "the run is stopping") from None
+                raise Cancelled("stopped while waiting for the rate limiter") from None
         attempts += 1
         return _attempt(session, url, policy, limiter)
 
-    stop_rule: stop_base = stop_after_attempt(policy.max_retries + 1)
-    if stop is not None:
-        stop_rule = stop_rule | stop_when_event_set(stop)
-    retrying = Retrying(
-        stop=stop_rule,
-        wait=wait,
-        sleep=sleep,
-        retry=retry_if_exception_type(_Transient),
-        before_sleep=before_sleep,
-        reraise=True,
+    retry = retrying(
+        policy.retry,
+        stop=stop,
+        limited=limiter is not None,
+        on_retry=(lambda _failure: on_retry()) if on_retry is not None else None,
     )
     try:
-        fetched = retrying(once)
-    except _Transient as exc:
-        raise DownloadError(
-            exc.reason,
-            f"{exc.detail} (after {attempts} attempt{'s' if attempts != 1 else ''})",
-            http_status=exc.http_status,
-            attempts=attempts,
-        ) from None
-    except DownloadError as exc:
+        fetched = retry(once)
+    except PosterFetchError as exc:
         exc.attempts = attempts
         raise
+    except Cancelled:
+        raise PosterFetchError("cancelled", "the run is stopping", attempts=attempts) from None
+    except FetchError as exc:
+        detail = str(exc)
+        if exc.transient:
+            detail += f" (after {attempts} attempt{'s' if attempts != 1 else ''})"
+        raise PosterFetchError(
+            exc.reason, detail, http_status=exc.http_status, attempts=attempts
+        ) from None
     return Fetched(fetched.data, attempts, fetched.content_type)

@@ -4,10 +4,11 @@ No file or folder name is ever derived from anything remote: names come from the
 of the verified bytes and the extension of the verified format. Byte-identical posters
 therefore share one file.
 
-Writes are atomic: the bytes go to a temporary file in the final folder (named
-``.reelset-tmp-<pid>-<random>-<final name>``), are fsynced, renamed over the final name,
-and the folder is fsynced. A killed process leaves at most a temporary file, never a
-partial file under a final name; :func:`stale_temp_files` finds the leftovers.
+Writes are atomic (:func:`reelset.files.write_bytes`): the bytes go to a temporary file
+in the final folder (named ``.reelset-tmp-<pid>-<random>-<final name>``), are fsynced,
+renamed over the final name, and the folder is fsynced. A killed process leaves at most a
+temporary file, never a partial file under a final name; :meth:`PosterFiles.scan` with
+:meth:`PosterFiles.temp_file` and :func:`temp_is_stale` find the leftovers.
 """
 
 from __future__ import annotations
@@ -15,23 +16,20 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import secrets
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-TEMP_PREFIX = ".reelset-tmp-"
-TEMP_STALE_AFTER_S = 3600.0
-"""A temporary file older than this is stale even when its process id is alive."""
+# The temporary files are reelset.files' own; re-exported for the posters' callers.
+from reelset.files import TEMP_PREFIX as TEMP_PREFIX
+from reelset.files import TempFile, fsync_dir, temp_file, write_bytes
+from reelset.files import temp_is_stale as temp_is_stale
 
 _HEX64 = r"[0-9a-f]{64}"
 _NAME = rf"(?P<sha>{_HEX64})(?:\.r(?P<side>[1-9][0-9]{{0,4}}))?\.(?P<ext>[a-z0-9]{{1,5}})"
 POSTER_NAME_RE = re.compile(rf"^{_NAME}$")
 """A poster file name: ``<sha256>.<ext>`` or a training copy ``<sha256>.r<N>.jpg``."""
 RELPATH_RE = re.compile(rf"^(?P<shard>[0-9a-f]{{2}})/(?P<name>{_NAME})$")
-_TEMP_RE = re.compile(rf"^{re.escape(TEMP_PREFIX)}(?P<pid>[0-9]+)-(?P<rand>[0-9a-f]+)-")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -64,23 +62,6 @@ def file_sha256(path: Path, *, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@dataclass(frozen=True)
-class TempFile:
-    """A temporary file left in the posters folder."""
-
-    path: Path
-    pid: int | None
-    age_s: float
-
-
 class PosterFiles:
     """The posters folder: atomic writes, lookups and scans. Thread-safe."""
 
@@ -98,10 +79,7 @@ class PosterFiles:
     def prepare(self) -> None:
         """Create the root and its 256 shard folders, durably, before concurrent writes."""
         with self._lock:
-            root_new = not self.root.exists()
-            self.root.mkdir(parents=True, exist_ok=True)
-            if root_new:
-                _fsync_dir(self.root.parent)
+            self._make_root()
             made = False
             for value in range(256):
                 shard = f"{value:02x}"
@@ -111,7 +89,14 @@ class PosterFiles:
                     made = True
                 self._shards_made.add(shard)
             if made:
-                _fsync_dir(self.root)
+                fsync_dir(self.root)
+
+    def _make_root(self) -> None:
+        """Create the root durably if it is missing (under ``self._lock``)."""
+        root_new = not self.root.exists()
+        self.root.mkdir(parents=True, exist_ok=True)
+        if root_new:
+            fsync_dir(self.root.parent)
 
     def _shard_dir(self, relpath: str) -> Path:
         shard = relpath.split("/", 1)[0]
@@ -120,13 +105,10 @@ class PosterFiles:
             return folder
         with self._lock:
             if shard not in self._shards_made:
-                root_new = not self.root.exists()
-                self.root.mkdir(parents=True, exist_ok=True)
-                if root_new:
-                    _fsync_dir(self.root.parent)
+                self._make_root()
                 if not folder.exists():
                     folder.mkdir(exist_ok=True)
-                    _fsync_dir(self.root)
+                    fsync_dir(self.root)
                 self._shards_made.add(shard)
         return folder
 
@@ -141,23 +123,8 @@ class PosterFiles:
     def write(self, relpath: str, data: bytes) -> None:
         """Write ``data`` to ``relpath`` atomically and durably (temp file, fsync, rename)."""
         final = self.path(relpath)
-        folder = self._shard_dir(relpath)
-        tmp = folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{final.name}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(folder)
+        self._shard_dir(relpath)
+        write_bytes(final, data)
 
     def remove(self, relpath: str) -> bool:
         """Delete a poster file; returns whether it existed."""
@@ -182,26 +149,4 @@ class PosterFiles:
     @staticmethod
     def temp_file(path: Path) -> TempFile | None:
         """Describe ``path`` if it is one of our temporary files."""
-        match = _TEMP_RE.match(path.name)
-        if not match:
-            return None
-        try:
-            age = time.time() - path.stat().st_mtime
-        except FileNotFoundError:
-            age = 0.0
-        return TempFile(path=path, pid=int(match.group("pid")), age_s=age)
-
-
-def temp_is_stale(temp: TempFile) -> bool:
-    """Whether a temporary file was left by a process that is gone (or is old)."""
-    if temp.age_s > TEMP_STALE_AFTER_S or temp.pid is None:
-        return True
-    if temp.pid == os.getpid():
-        return False
-    try:
-        os.kill(temp.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+        return temp_file(path)

@@ -1,4 +1,9 @@
-"""A sliding-window request limiter: at most N accepted requests in any window of W seconds."""
+"""The sandbox's side of a rate limit: at most N admitted requests in any window of W seconds.
+
+Unlike the client's :class:`~reelset.transport.limiter.SlidingWindowLimiter`, which waits
+until a request may go, this one never waits: it admits a request or refuses it (the server
+then answers 429 with ``Retry-After``).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from collections.abc import Callable
 from reelset.transport.ratespec import RateSpec
 
 
-class SlidingWindowLimiter:
+class AdmissionLimiter:
     """Admits a request when fewer than ``spec.requests`` were admitted in the last window.
 
     Refused requests do not count. ``clock`` is injectable for tests of the arithmetic.

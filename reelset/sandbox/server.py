@@ -57,7 +57,7 @@ from reelset.sandbox.poster_render import (
     resize_jpeg,
     synthetic_jpeg,
 )
-from reelset.sandbox.rate_limiter import SlidingWindowLimiter, retry_after_header
+from reelset.sandbox.rate_limiter import AdmissionLimiter, retry_after_header
 from reelset.sandbox.tmdb_errors import TmdbError
 from reelset.transport.ratespec import RateSpec, parse_rate
 
@@ -206,7 +206,7 @@ class Sandbox:
         self._requested_port = port
         spec = parse_rate(rate) if isinstance(rate, str) else rate
         self.rate: RateSpec | None = spec
-        self._limiter = SlidingWindowLimiter(spec) if spec is not None else None
+        self._limiter = AdmissionLimiter(spec) if spec is not None else None
         self.latency_ms = latency_ms
         self.image_latency_ms = latency_ms if image_latency_ms is None else image_latency_ms
         self.faults = faults

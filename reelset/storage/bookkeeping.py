@@ -123,7 +123,6 @@ class Runs:
         return len(dead)
 
 
-
 class Failures:
     """The ``fetch_failures`` ledger: one open row per (kind, key)."""
 
@@ -209,7 +208,6 @@ class Failures:
         ]
 
 
-
 class Locks:
     """Named run locks (``run_lock``): one holder per name, taken over from the dead."""
 
@@ -230,16 +228,9 @@ class Locks:
                 stmt = select(lk).where(lk.c.name == name)
                 if self._store.dialect == "postgresql":
                     stmt = stmt.with_for_update()
-                row = conn.execute(stmt).first()
+                row = conn.execute(stmt).mappings().first()
                 if row is not None:
-                    holder = LockHolder(
-                        row.name,
-                        row.run_id,
-                        row.pid,
-                        row.hostname,
-                        row.acquired_at,
-                        row.heartbeat_at,
-                    )
+                    holder = LockHolder(**row)
                     if not self._lock_is_stale(holder, now):
                         raise LockedError(_locked_message(holder))
                     log.warning(
@@ -278,12 +269,8 @@ class Locks:
         """Who holds the named lock, if anyone."""
         lk = schema.run_lock
         with self._store.read() as conn:
-            row = conn.execute(select(lk).where(lk.c.name == name)).first()
-        if row is None:
-            return None
-        return LockHolder(
-            row.name, row.run_id, row.pid, row.hostname, row.acquired_at, row.heartbeat_at
-        )
+            row = conn.execute(select(lk).where(lk.c.name == name)).mappings().first()
+        return LockHolder(**row) if row is not None else None
 
     def set_run(self, name: str, run_id: int) -> None:
         """Attach the run id to a lock this process holds."""
@@ -310,7 +297,6 @@ class Locks:
             conn.execute(delete(lk).where(lk.c.name == name, lk.c.pid == os.getpid()))
 
 
-
 class Checkpoints:
     """Resume cursors (``checkpoints``), JSON values by name."""
 
@@ -324,28 +310,23 @@ class Checkpoints:
             return conn.execute(select(c.c.value).where(c.c.name == name)).scalar()
 
     def set(self, name: str, value: Any, *, run_id: int | None = None) -> None:
-        """Save a checkpoint (JSON-serialisable value)."""
-        c = schema.checkpoints
-        stmt = self._store.insert(c).values(
-            name=name, value=value, run_id=run_id, updated_at=schema.utcnow()
-        )
+        """Save a checkpoint (a JSON-serialisable value, not ``None``)."""
+        if value is None:
+            raise ValueError(f"checkpoint {name!r}: no value to save (use delete to forget it)")
         with self._store.write() as conn:
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["name"],
-                    set_={
-                        "value": stmt.excluded.value,
-                        "run_id": stmt.excluded.run_id,
-                        "updated_at": stmt.excluded.updated_at,
-                    },
-                )
+            self._store.bulk_insert(
+                conn,
+                schema.checkpoints,
+                [(name, run_id, value)],
+                columns=("name", "run_id", "value"),
+                constants={"updated_at": schema.utcnow()},
+                conflict=("name",),
             )
 
     def delete(self, name: str) -> None:
         """Forget a checkpoint."""
         with self._store.write() as conn:
             conn.execute(delete(schema.checkpoints).where(schema.checkpoints.c.name == name))
-
 
 
 def _locked_message(holder: LockHolder) -> str:
@@ -355,5 +336,3 @@ def _locked_message(holder: LockHolder) -> str:
         f"the store is locked by {run} (pid {holder.pid} on {holder.hostname}, "
         f"started {started}); wait for it to finish"
     )
-
-

@@ -9,30 +9,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, delete, func, select
 
 from reelset.storage import schema
+from reelset.storage.records import UpsertCounts
 from reelset.storage.store import Store
 
-_TITLE_FIELDS = (
-    "title_type",
-    "primary_title",
-    "original_title",
-    "is_adult",
-    "start_year",
-    "runtime_minutes",
-)
 _RATING_FIELDS = ("average_rating", "num_votes")
+"""The ``imdb_titles`` columns that come from the ratings file."""
+_TITLE_FIELDS = schema.column_names(
+    schema.imdb_titles, without=("imdb_id", *_RATING_FIELDS, "imported_at")
+)
+"""The ``imdb_titles`` columns that come from the basics file (each an :class:`ImdbTitle` field)."""
 _IN_CHUNK = 10_000  # ids per lookup query
-# Bulk-write tuning for SQLite, per write transaction: a big page cache keeps the primary
-# key and genre indexes in memory while hundreds of thousands of rows go in.
-_SQLITE_BULK_CACHE_KIB = 262_144
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,20 +46,10 @@ class ImdbTitle:
 
 
 @dataclass
-class ImdbUpsertResult:
-    """How a batch of IMDb title upserts went."""
+class ImdbUpsertResult(UpsertCounts):
+    """How a batch of IMDb title upserts went, with the genre rows written."""
 
-    new: int = 0
-    updated: int = 0
-    unchanged: int = 0
     genre_rows: int = 0
-
-    def __iadd__(self, other: ImdbUpsertResult) -> ImdbUpsertResult:
-        self.new += other.new
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.genre_rows += other.genre_rows
-        return self
 
 
 @dataclass(frozen=True)
@@ -95,14 +79,6 @@ class ImdbCoverage:
         }
 
 
-@contextmanager
-def _bulk_write(store: Store) -> Iterator[Connection]:
-    with store.write() as conn:
-        if store.dialect == "sqlite":
-            conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_BULK_CACHE_KIB}")
-        yield conn
-
-
 def _stored(
     conn: Connection, ids: list[str], fields: Sequence[str]
 ) -> tuple[dict[str, tuple[Any, ...]], dict[str, set[str]]]:
@@ -130,11 +106,6 @@ def _stored(
     return stored, stored_genres
 
 
-def _insert_sql(conn: Connection, table: str, columns: Sequence[str]) -> str:
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(mark for _ in columns)})"
-
-
 def upsert_imdb_titles(
     store: Store,
     titles: Sequence[ImdbTitle],
@@ -156,11 +127,12 @@ def upsert_imdb_titles(
     now = now or schema.utcnow()
     fields = _TITLE_FIELDS + _RATING_FIELDS if with_ratings else _TITLE_FIELDS
     t, g = schema.imdb_titles, schema.imdb_title_genres
+    columns = ("imdb_id", *fields)
     ids = list(latest)
-    with _bulk_write(store) as conn:
+    with store.write(bulk=True) as conn:
         stored, stored_genres = _stored(conn, ids, fields)
         new_rows: list[tuple[Any, ...]] = []
-        changed_rows: list[dict[str, Any]] = []
+        changed_rows: list[tuple[Any, ...]] = []
         written: list[ImdbTitle] = []
         values_of = attrgetter(*fields)
         for imdb_id, title in latest.items():
@@ -169,45 +141,21 @@ def upsert_imdb_titles(
             if old is None:
                 new_rows.append((imdb_id, *values))
             elif old != values or stored_genres.get(imdb_id, set()) != set(title.genres):
-                changed_rows.append(
-                    {
-                        **dict(zip(fields, values, strict=True)),
-                        "b_imdb_id": imdb_id,
-                        "imported_at": now,
-                    }
-                )
+                changed_rows.append((imdb_id, *values))
             else:
                 continue
             written.append(title)
 
-        if new_rows:
-            # The driver's executemany directly: SQLAlchemy's per-row parameter processing
-            # would cost more than SQLite's own work on a full import (~1M titles).
-            stamp = t.c.imported_at.type.bind_processor(conn.dialect)
-            imported_at = stamp(now) if stamp else now
-            conn.exec_driver_sql(
-                _insert_sql(conn, "imdb_titles", ("imdb_id", *fields, "imported_at")),
-                [(*row, imported_at) for row in new_rows],
-            )
-        if changed_rows:
-            conn.execute(
-                update(t)
-                .where(t.c.imdb_id == bindparam("b_imdb_id"))
-                .values({name: bindparam(name) for name in (*fields, "imported_at")}),
-                changed_rows,
-            )
-            changed_ids = [r["b_imdb_id"] for r in changed_rows]
-            for start in range(0, len(changed_ids), _IN_CHUNK):
-                conn.execute(
-                    delete(g).where(g.c.imdb_id.in_(changed_ids[start : start + _IN_CHUNK]))
-                )
+        stamp = {"imported_at": now}
+        store.bulk_insert(conn, t, new_rows, columns=columns, constants=stamp)
+        store.bulk_update(conn, t, changed_rows, key=("imdb_id",), columns=columns, constants=stamp)
+        changed_ids = [row[0] for row in changed_rows]
+        for start in range(0, len(changed_ids), _IN_CHUNK):
+            conn.execute(delete(g).where(g.c.imdb_id.in_(changed_ids[start : start + _IN_CHUNK])))
         genre_rows = [
             (title.imdb_id, genre) for title in written for genre in sorted(set(title.genres))
         ]
-        if genre_rows:
-            conn.exec_driver_sql(
-                _insert_sql(conn, "imdb_title_genres", ("imdb_id", "genre")), genre_rows
-            )
+        store.bulk_insert(conn, g, genre_rows)
     return ImdbUpsertResult(
         new=len(new_rows),
         updated=len(changed_rows),

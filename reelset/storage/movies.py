@@ -9,58 +9,27 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import (
-    Connection,
-    bindparam,
-    delete,
-    select,
-    update,
-)
+from sqlalchemy import Connection, delete, select, update
 
 from reelset.storage import schema
-from reelset.storage.records import (
-    Genre,
-    MovieRecord,
-    UpsertResult,
-)
+from reelset.storage.records import Genre, MovieRecord, UpsertResult
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from reelset.storage.store import Store
 
-_INSERT_COLUMNS = tuple(c.name for c in schema.movies.c)
-"""Every column of ``movies``, in table order."""
-_MOVIE_FIELDS = tuple(
-    c for c in _INSERT_COLUMNS if c not in ("tmdb_id", "first_seen_at", "updated_at")
+RECORD_COLUMNS = schema.column_names(
+    schema.movies, without=("content_hash", "first_seen_at", "updated_at")
 )
-"""The columns a movie write sets (all but the key and the two timestamps)."""
+"""The ``movies`` columns a :class:`MovieRecord` fills, each from its attribute of that name.
 
-def _movie_row(record: MovieRecord, content_hash: str) -> dict[str, Any]:
-    return {
-        "tmdb_id": record.tmdb_id,
-        "imdb_id": record.imdb_id,
-        "title": record.title,
-        "original_title": record.original_title,
-        "original_language": record.original_language,
-        "overview": record.overview,
-        "tagline": record.tagline,
-        "release_date": record.release_date,
-        "year": record.year,
-        "runtime": record.runtime,
-        "popularity": record.popularity,
-        "vote_average": record.vote_average,
-        "vote_count": record.vote_count,
-        "adult": bool(record.adult),
-        "poster_path": record.poster_path,
-        "keywords": list(record.keywords) if record.keywords is not None else None,
-        "status": record.status,
-        "content_hash": content_hash,
-    }
-
-
+The others are the content hash and the two timestamps the write itself sets.
+"""
+GENRE_COLUMNS = schema.column_names(schema.genres)
+"""The ``genres`` columns, each a :class:`Genre` attribute of that name."""
 
 
 class Movies:
@@ -75,25 +44,20 @@ class Movies:
         items = list(items)
         if not items:
             return 0
-        changed = 0
         with self._store.write() as conn:
             existing = {
                 row.genre_id: (row.name, row.origin) for row in conn.execute(select(schema.genres))
             }
-            for g in items:
-                if existing.get(g.genre_id) == (g.name, g.origin):
-                    continue
-                stmt = self._store.insert(schema.genres).values(
-                    genre_id=g.genre_id, name=g.name, origin=g.origin
-                )
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["genre_id"], set_={"name": g.name, "origin": g.origin}
-                    )
-                )
-                changed += 1
+            changed = [g for g in items if existing.get(g.genre_id) != (g.name, g.origin)]
+            self._store.bulk_insert(
+                conn,
+                schema.genres,
+                [(g,) for g in changed],
+                fields=GENRE_COLUMNS,
+                conflict=("genre_id",),
+            )
         self._known_genres.update(g.genre_id for g in items)
-        return changed
+        return len(changed)
 
     def _ensure_genres(self, conn: Connection, genre_ids: set[int]) -> None:
         missing = genre_ids - self._known_genres
@@ -107,9 +71,13 @@ class Movies:
         absent = missing - present
         if absent:
             log.warning("genre ids with no known name stored as unknown: %s", sorted(absent))
-            conn.execute(
-                self._store.insert(schema.genres).on_conflict_do_nothing(index_elements=["genre_id"]),
-                [{"genre_id": i, "name": f"Unknown ({i})", "origin": "unknown"} for i in absent],
+            self._store.bulk_insert(
+                conn,
+                schema.genres,
+                [(Genre(i, f"Unknown ({i})", "unknown"),) for i in sorted(absent)],
+                fields=GENRE_COLUMNS,
+                conflict=("genre_id",),
+                update=(),
             )
         self._known_genres.update(missing)
 
@@ -146,92 +114,46 @@ class Movies:
         )
         self._ensure_genres(conn, {g for r in latest.values() for g in r.genre_ids})
 
-        new: list[tuple[MovieRecord, str]] = []
-        changed_rows: list[dict[str, Any]] = []
+        new: list[tuple[MovieRecord, str]] = []  # with their content hashes
+        changed: list[tuple[MovieRecord, str]] = []
         for tmdb_id, record in latest.items():
             digest = record.content_hash()
             old = existing.get(tmdb_id)
-            if old == digest:
-                continue
-            if old is None:
-                new.append((record, digest))
-            else:
-                row = _movie_row(record, digest)
-                row["updated_at"] = now
-                changed_rows.append(row)
+            if old != digest:
+                (new if old is None else changed).append((record, digest))
 
-        if new:
-            db_now = self._store.driver_value(now)
-            value = self._store.driver_value
-            sqlite_dates = self._store.dialect == "sqlite"  # SQLite stores dates as ISO text
-            self._store.bulk_insert(
-                conn,
-                "movies",
-                _INSERT_COLUMNS,
-                [
-                    (
-                        r.tmdb_id,
-                        r.imdb_id,
-                        r.title,
-                        r.original_title,
-                        r.original_language,
-                        r.overview,
-                        r.tagline,
-                        (r.release_date.isoformat() if sqlite_dates else r.release_date)
-                        if r.release_date is not None
-                        else None,
-                        r.year,
-                        r.runtime,
-                        r.popularity,
-                        r.vote_average,
-                        r.vote_count,
-                        bool(r.adult),
-                        r.poster_path,
-                        value(list(r.keywords)) if r.keywords is not None else None,
-                        r.status,
-                        digest,
-                        db_now,
-                        db_now,
-                    )
-                    for r, digest in new
-                ],
-            )
-        if changed_rows:
-            params = [{**row, "b_tmdb_id": row["tmdb_id"]} for row in changed_rows]
-            for p in params:
-                del p["tmdb_id"]
-            stmt = (
-                update(m)
-                .where(m.c.tmdb_id == bindparam("b_tmdb_id"))
-                .values({name: bindparam(name) for name in (*_MOVIE_FIELDS, "updated_at")})
-            )
-            conn.execute(stmt, params)
-            conn.execute(
-                delete(schema.movie_genres).where(
-                    schema.movie_genres.c.tmdb_id.in_([r["tmdb_id"] for r in changed_rows])
-                )
-            )
-        written = [r for r, _ in new] + [latest[row["tmdb_id"]] for row in changed_rows]
-        genre_rows = [
-            {"tmdb_id": r.tmdb_id, "genre_id": g} for r in written for g in sorted(set(r.genre_ids))
-        ]
-        if genre_rows:
-            self._store.bulk_insert(
-                conn,
-                "movie_genres",
-                ("tmdb_id", "genre_id"),
-                [(g["tmdb_id"], g["genre_id"]) for g in genre_rows],
-            )
-        db_now = self._store.driver_value(now)
-        self._store.bulk_insert(
-            conn,
-            "movie_fetches",
-            ("tmdb_id", "fetched_at", "run_id"),
-            [(i, db_now, run_id) for i in ids],
-            upsert_key="tmdb_id",
+        store = self._store
+        # (record, content hash) pairs: the record fills RECORD_COLUMNS, the rest is ours.
+        store.bulk_insert(
+            conn, m, new, fields=RECORD_COLUMNS, constants={"first_seen_at": now, "updated_at": now}
         )
         new_ids = [r.tmdb_id for r, _ in new]
-        updated_ids = [r["tmdb_id"] for r in changed_rows]
+        updated_ids = [r.tmdb_id for r, _ in changed]
+        if changed:
+            store.bulk_update(
+                conn,
+                m,
+                changed,
+                key=("tmdb_id",),
+                fields=RECORD_COLUMNS,
+                columns=("content_hash",),
+                constants={"updated_at": now},
+            )
+            mg = schema.movie_genres
+            conn.execute(delete(mg).where(mg.c.tmdb_id.in_(updated_ids)))
+        store.bulk_insert(
+            conn,
+            schema.movie_genres,
+            [(r.tmdb_id, g) for r, _ in (*new, *changed) for g in sorted(set(r.genre_ids))],
+        )
+        store.bulk_insert(
+            conn,
+            schema.movie_fetches,
+            [(i,) for i in ids],
+            columns=("tmdb_id",),
+            constants={"fetched_at": now, "run_id": run_id},
+            conflict=("tmdb_id",),
+        )
         return UpsertResult(
             new=len(new_ids),
             updated=len(updated_ids),
@@ -269,4 +191,3 @@ class Movies:
                     ).scalars()
                 )
         return found
-

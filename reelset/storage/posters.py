@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, func, or_, select
 
 from reelset.storage import schema
 from reelset.storage.store import Store
@@ -61,6 +60,10 @@ class PosterRow:
     def __post_init__(self) -> None:
         if self.status not in POSTER_STATUSES:
             raise ValueError(f"unknown poster status {self.status!r}")
+
+
+POSTER_COLUMNS = schema.column_names(schema.posters)
+"""The ``posters`` columns, each a :class:`PosterRow` field of that name."""
 
 
 def _needs_fetch(retry_rejected: bool) -> ColumnElement[bool]:
@@ -169,38 +172,27 @@ def _chunks(ids: list[int] | None) -> Iterator[list[int] | None]:
         yield ids[start : start + _ID_CHUNK]
 
 
-def _insert(store: Store, table: Table) -> Any:
-    return postgresql.insert(table) if store.dialect == "postgresql" else sqlite.insert(table)
-
-
 def upsert_poster_rows(store: Store, rows: Sequence[PosterRow]) -> int:
     """Insert or replace poster rows (one transaction per batch); returns how many."""
-    if not rows:
-        return 0
-    latest = {r.tmdb_id: r for r in rows}  # last one wins
-    names = [f.name for f in fields(PosterRow)]
-    values = [{name: getattr(r, name) for name in names} for r in latest.values()]
-    p = schema.posters
-    columns = [c.name for c in p.columns if c.name != "tmdb_id"]
-    for start in range(0, len(values), store.batch_size):
-        batch = values[start : start + store.batch_size]
-        stmt = _insert(store, p)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["tmdb_id"], set_={c: stmt.excluded[c] for c in columns}
-        )
+    latest = list({r.tmdb_id: r for r in rows}.values())  # last one wins
+    m = schema.movies
+    for start in range(0, len(latest), store.batch_size):
+        batch = latest[start : start + store.batch_size]
         with store.write() as conn:
             # Rows of movies deleted meanwhile would violate the foreign key: skip them.
             present = set(
                 conn.execute(
-                    select(schema.movies.c.tmdb_id).where(
-                        schema.movies.c.tmdb_id.in_([v["tmdb_id"] for v in batch])
-                    )
+                    select(m.c.tmdb_id).where(m.c.tmdb_id.in_([r.tmdb_id for r in batch]))
                 ).scalars()
             )
-            kept = [v for v in batch if v["tmdb_id"] in present]
-            if kept:
-                conn.execute(stmt, kept)
-    return len(values)
+            store.bulk_insert(
+                conn,
+                schema.posters,
+                [(r,) for r in batch if r.tmdb_id in present],
+                fields=POSTER_COLUMNS,
+                conflict=("tmdb_id",),
+            )
+    return len(latest)
 
 
 def iter_ok_rows(store: Store, *, page_size: int = 5000) -> Iterator[PosterRow]:

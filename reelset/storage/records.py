@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any
+import operator
+from dataclasses import dataclass, field, fields
+from typing import Self
 
 
 @dataclass(frozen=True)
@@ -70,31 +71,29 @@ class MovieRecord:
 
 
 @dataclass
-class UpsertResult:
-    """How a batch of movie upserts went."""
+class UpsertCounts:
+    """How batches of upserts went: rows new, updated, and unchanged (so not written).
+
+    Results of several batches add up with ``+=``, field by field (numbers add, lists
+    are concatenated), subclasses' fields included.
+    """
 
     new: int = 0
     updated: int = 0
     unchanged: int = 0
-    new_ids: list[int] = field(default_factory=list)
-    updated_ids: list[int] = field(default_factory=list)
 
-    def __iadd__(self, other: UpsertResult) -> UpsertResult:
-        self.new += other.new
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.new_ids.extend(other.new_ids)
-        self.updated_ids.extend(other.updated_ids)
+    def __iadd__(self, other: Self) -> Self:
+        for f in fields(self):
+            setattr(self, f.name, operator.iadd(getattr(self, f.name), getattr(other, f.name)))
         return self
 
 
 @dataclass
-class RunHandle:
-    """A recorded run in progress: the body sets ``counts`` (and may set ``status``)."""
+class UpsertResult(UpsertCounts):
+    """How a batch of movie upserts went, with the ids of the movies written."""
 
-    run_id: int
-    counts: dict[str, Any] = field(default_factory=dict)
-    status: str = "succeeded"
+    new_ids: list[int] = field(default_factory=list)
+    updated_ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,16 @@ renamed or removed without a migration and a major version.
 
 Timestamps are UTC. On SQLite they are ISO 8601 text (``2026-11-21T12:34:56.123456Z``),
 so they sort and compare as text; on PostgreSQL they are ``timestamp with time zone``.
+
+This module is the one column list: a documented column is marked where it is defined
+(``info=documented()``), :data:`CONTRACT_TABLES` is read from those marks, and the writers
+(:mod:`.movies`, :mod:`.posters`, :mod:`.imdb`) build their rows from ``Table.c``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
@@ -43,6 +48,24 @@ NAMING = {
 metadata = MetaData(naming_convention=NAMING)
 
 
+CONTRACT = "contract"
+"""The ``Column.info`` key marking a column of the analysts' contract."""
+
+
+def documented() -> dict[str, Any]:
+    """``Column.info`` of a documented column: analysts rely on it; never renamed or removed."""
+    return {CONTRACT: True}
+
+
+def column_names(table: Table, *, without: Iterable[str] = ()) -> tuple[str, ...]:
+    """The names of ``table``'s columns in definition order, less those in ``without``."""
+    skip = set(without)
+    unknown = skip - set(table.c.keys())
+    if unknown:
+        raise ValueError(f"{table.name} has no column {', '.join(sorted(unknown))}")
+    return tuple(c.name for c in table.c if c.name not in skip)
+
+
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware UTC."""
     return dt.datetime.now(dt.UTC)
@@ -65,52 +88,65 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = dt.datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        value = value.astimezone(dt.UTC)
-        if dialect.name == "sqlite":
+        value = _as_utc(value)
+        if value is not None and dialect.name == "sqlite":
             return sqlite_timestamp(value)
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = dt.datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+        return _as_utc(value)
+
+
+def _as_utc(value: dt.datetime | str | None) -> dt.datetime | None:
+    """An aware UTC datetime from a datetime or ISO 8601 text (naive means UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def _movie_key() -> Column[int]:
+    """``tmdb_id`` keying rows that belong to a movie (and go with it)."""
+    return Column(
+        "tmdb_id",
+        Integer,
+        ForeignKey("movies.tmdb_id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+        info=documented(),
+    )
 
 
 movies = Table(
     "movies",
     metadata,
-    Column("tmdb_id", Integer, primary_key=True, autoincrement=False),
-    Column("imdb_id", String(16), index=True),  # not unique: TMDB has entries sharing one
-    Column("title", Text, nullable=False),
-    Column("original_title", Text),
-    Column("original_language", String(16)),
-    Column("overview", Text),
-    Column("tagline", Text),
-    Column("release_date", Date),
-    Column("year", Integer, index=True),
-    Column("runtime", Integer),
-    Column("popularity", Float),
-    Column("vote_average", Float),
-    Column("vote_count", Integer),
-    Column("adult", Boolean, nullable=False, server_default=text("false")),
-    Column("poster_path", Text),  # TMDB's poster path, as TMDB sent it (untrusted)
+    Column("tmdb_id", Integer, primary_key=True, autoincrement=False, info=documented()),
+    # not unique: TMDB has entries sharing one
+    Column("imdb_id", String(16), index=True, info=documented()),
+    Column("title", Text, nullable=False, info=documented()),
+    Column("original_title", Text, info=documented()),
+    Column("original_language", String(16), info=documented()),
+    Column("overview", Text, info=documented()),
+    Column("tagline", Text, info=documented()),
+    Column("release_date", Date, info=documented()),
+    Column("year", Integer, index=True, info=documented()),
+    Column("runtime", Integer, info=documented()),
+    Column("popularity", Float, info=documented()),
+    Column("vote_average", Float, info=documented()),
+    Column("vote_count", Integer, info=documented()),
+    Column("adult", Boolean, nullable=False, server_default=text("false"), info=documented()),
+    # TMDB's poster path, as TMDB sent it (untrusted)
+    Column("poster_path", Text, info=documented()),
     Column("keywords", JSON),  # TMDB keyword names when fetched, else NULL
     # active, or gone when TMDB answered 404
     Column("status", String(16), nullable=False, server_default="active"),
     # hash of the stored fields and genres; an unchanged hash means no write
     Column("content_hash", String(32), nullable=False),
-    Column("first_seen_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False, index=True),
+    Column("first_seen_at", UTCDateTime, nullable=False, info=documented()),
+    Column("updated_at", UTCDateTime, nullable=False, index=True, info=documented()),
 )
 
 movie_fetches = Table(
@@ -125,16 +161,16 @@ movie_fetches = Table(
 genres = Table(
     "genres",
     metadata,
-    Column("genre_id", Integer, primary_key=True, autoincrement=False),
-    Column("name", Text, nullable=False),
-    Column("origin", String(16), nullable=False),  # tmdb, patched or unknown
+    Column("genre_id", Integer, primary_key=True, autoincrement=False, info=documented()),
+    Column("name", Text, nullable=False, info=documented()),
+    Column("origin", String(16), nullable=False, info=documented()),  # tmdb, patched or unknown
 )
 
 movie_genres = Table(
     "movie_genres",
     metadata,
-    Column("tmdb_id", Integer, ForeignKey("movies.tmdb_id", ondelete="CASCADE"), primary_key=True),
-    Column("genre_id", Integer, ForeignKey("genres.genre_id"), primary_key=True),
+    _movie_key(),
+    Column("genre_id", Integer, ForeignKey("genres.genre_id"), primary_key=True, info=documented()),
     Index("ix_movie_genres_genre_id", "genre_id"),
     sqlite_with_rowid=False,  # the composite key is the row: one B-tree, not two
 )
@@ -142,44 +178,41 @@ movie_genres = Table(
 posters = Table(
     "posters",
     metadata,
-    Column(
-        "tmdb_id",
-        Integer,
-        ForeignKey("movies.tmdb_id", ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
-    Column("status", String(16), nullable=False),  # ok, failed, rejected or missing
-    Column("sha256", String(64), index=True),
-    Column("file_path", Text),  # relative to storage.posters_dir
-    Column("width", Integer),
-    Column("height", Integer),
-    Column("format", String(16)),
+    _movie_key(),
+    # ok, failed, rejected or missing
+    Column("status", String(16), nullable=False, info=documented()),
+    Column("sha256", String(64), index=True, info=documented()),
+    Column("file_path", Text, info=documented()),  # relative to storage.posters_dir
+    Column("width", Integer, info=documented()),
+    Column("height", Integer, info=documented()),
+    Column("format", String(16), info=documented()),
     Column("mode", String(16)),
-    Column("bytes", Integer),
-    Column("phash", String(32)),  # perceptual hash (imagehash.phash), hex
+    Column("bytes", Integer, info=documented()),
+    Column("phash", String(32), info=documented()),  # perceptual hash (imagehash.phash), hex
     Column("poster_path", Text),  # the movie's poster_path this row was fetched for
-    Column("source_url", Text),  # where it came from (never with credentials)
+    Column("source_url", Text, info=documented()),  # where it came from (never with credentials)
     Column("resized_file_path", Text),  # training copy relative to posters_dir, if made
     Column("resized_width", Integer),
     Column("resized_height", Integer),
-    Column("error", Text),
+    Column("error", Text, info=documented()),
     Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("downloaded_at", UTCDateTime),
+    Column("downloaded_at", UTCDateTime, info=documented()),
     Index("ix_posters_status", "status"),
 )
 
 scrape_runs = Table(
     "scrape_runs",
     metadata,
-    Column("run_id", Integer, primary_key=True, autoincrement=True),
-    Column("command", Text, nullable=False),
-    Column("params", JSON, nullable=False),  # options of the run, without secrets
+    Column("run_id", Integer, primary_key=True, autoincrement=True, info=documented()),
+    Column("command", Text, nullable=False, info=documented()),
+    # options of the run, without secrets
+    Column("params", JSON, nullable=False, info=documented()),
     # running, succeeded, partial, failed or interrupted
-    Column("status", String(16), nullable=False),
-    Column("started_at", UTCDateTime, nullable=False),
-    Column("finished_at", UTCDateTime),
-    Column("counts", JSON),  # movies new/updated/unchanged/failed, requests, 429s, retries
+    Column("status", String(16), nullable=False, info=documented()),
+    Column("started_at", UTCDateTime, nullable=False, info=documented()),
+    Column("finished_at", UTCDateTime, info=documented()),
+    # movies new/updated/unchanged/failed, requests, 429s, retries
+    Column("counts", JSON, info=documented()),
     Column("pid", Integer),
     Column("hostname", Text),
     Column("error", Text),
@@ -189,16 +222,17 @@ scrape_runs = Table(
 fetch_failures = Table(
     "fetch_failures",
     metadata,
-    Column("failure_id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", Integer, ForeignKey("scrape_runs.run_id"), index=True),
-    Column("kind", String(16), nullable=False),  # movie, poster, find, ...
-    Column("key", Text, nullable=False),  # what failed: a TMDB id, an IMDb id, a URL
-    Column("http_status", Integer),
-    Column("error", Text),
-    Column("attempts", Integer, nullable=False, server_default="1"),
-    Column("first_failed_at", UTCDateTime, nullable=False),
-    Column("last_failed_at", UTCDateTime, nullable=False),
-    Column("resolved_at", UTCDateTime),
+    Column("failure_id", Integer, primary_key=True, autoincrement=True, info=documented()),
+    Column("run_id", Integer, ForeignKey("scrape_runs.run_id"), index=True, info=documented()),
+    Column("kind", String(16), nullable=False, info=documented()),  # movie, poster, find, ...
+    # what failed: a TMDB id, an IMDb id, a URL
+    Column("key", Text, nullable=False, info=documented()),
+    Column("http_status", Integer, info=documented()),
+    Column("error", Text, info=documented()),
+    Column("attempts", Integer, nullable=False, server_default="1", info=documented()),
+    Column("first_failed_at", UTCDateTime, nullable=False, info=documented()),
+    Column("last_failed_at", UTCDateTime, nullable=False, info=documented()),
+    Column("resolved_at", UTCDateTime, info=documented()),
     Index(
         "uq_fetch_failures_open",
         "kind",
@@ -232,16 +266,16 @@ checkpoints = Table(
 imdb_titles = Table(
     "imdb_titles",
     metadata,
-    Column("imdb_id", String(16), primary_key=True),
-    Column("title_type", String(32), nullable=False),
-    Column("primary_title", Text),
-    Column("original_title", Text),
-    Column("is_adult", Boolean),
-    Column("start_year", Integer),
-    Column("runtime_minutes", Integer),
-    Column("average_rating", Float),
-    Column("num_votes", Integer),
-    Column("imported_at", UTCDateTime, nullable=False),
+    Column("imdb_id", String(16), primary_key=True, info=documented()),
+    Column("title_type", String(32), nullable=False, info=documented()),
+    Column("primary_title", Text, info=documented()),
+    Column("original_title", Text, info=documented()),
+    Column("is_adult", Boolean, info=documented()),
+    Column("start_year", Integer, info=documented()),
+    Column("runtime_minutes", Integer, info=documented()),
+    Column("average_rating", Float, info=documented()),
+    Column("num_votes", Integer, info=documented()),
+    Column("imported_at", UTCDateTime, nullable=False, info=documented()),
 )
 
 imdb_title_genres = Table(
@@ -252,8 +286,9 @@ imdb_title_genres = Table(
         String(16),
         ForeignKey("imdb_titles.imdb_id", ondelete="CASCADE"),
         primary_key=True,
+        info=documented(),
     ),
-    Column("genre", String(32), primary_key=True),
+    Column("genre", String(32), primary_key=True, info=documented()),
     Index("ix_imdb_title_genres_genre", "genre"),
 )
 
@@ -310,68 +345,13 @@ def view_definitions(dialect: str) -> dict[str, str]:
 
 VIEW_NAMES = ("movie_genre_names", "movie_imdb")
 CONTRACT_TABLES: dict[str, tuple[str, ...]] = {
-    "movies": (
-        "tmdb_id",
-        "imdb_id",
-        "title",
-        "original_title",
-        "original_language",
-        "overview",
-        "tagline",
-        "release_date",
-        "year",
-        "runtime",
-        "popularity",
-        "vote_average",
-        "vote_count",
-        "adult",
-        "poster_path",
-        "first_seen_at",
-        "updated_at",
-    ),
-    "genres": ("genre_id", "name", "origin"),
-    "movie_genres": ("tmdb_id", "genre_id"),
-    "posters": (
-        "tmdb_id",
-        "status",
-        "sha256",
-        "file_path",
-        "width",
-        "height",
-        "format",
-        "bytes",
-        "phash",
-        "source_url",
-        "error",
-        "downloaded_at",
-    ),
-    "scrape_runs": ("run_id", "command", "params", "status", "started_at", "finished_at", "counts"),
-    "fetch_failures": (
-        "failure_id",
-        "run_id",
-        "kind",
-        "key",
-        "http_status",
-        "error",
-        "attempts",
-        "first_failed_at",
-        "last_failed_at",
-        "resolved_at",
-    ),
-    "imdb_titles": (
-        "imdb_id",
-        "title_type",
-        "primary_title",
-        "original_title",
-        "is_adult",
-        "start_year",
-        "runtime_minutes",
-        "average_rating",
-        "num_votes",
-        "imported_at",
-    ),
-    "imdb_title_genres": ("imdb_id", "genre"),
+    **{
+        table.name: names
+        for table in metadata.tables.values()
+        if (names := tuple(c.name for c in table.c if c.info.get(CONTRACT)))
+    },
     "movie_genre_names": ("tmdb_id", "title", "year", "genres"),
     "movie_imdb": ("tmdb_id", "imdb_id", "title", "imdb_genres", "average_rating", "num_votes"),
 }
-"""The documented names analysts rely on (tables and views), checked by the tests."""
+"""The documented names analysts rely on: per table its columns marked ``documented()``
+(in definition order), per view its columns in order. Checked by the tests."""

@@ -27,14 +27,10 @@ from reelset.config import Credentials, Settings
 from reelset.errors import ConfigError
 from reelset.redaction import register_secrets
 from reelset.storage.records import Genre, MovieRecord
-from reelset.transport.http import (
-    ApiKeyAuth,
-    BearerAuth,
-    HttpTransport,
-    RetryPolicy,
-    make_session,
-)
+from reelset.transport.http import HttpTransport
 from reelset.transport.limiter import SlidingWindowLimiter
+from reelset.transport.retry import RetryPolicy
+from reelset.transport.session import ApiKeyAuth, BearerAuth, make_session
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +260,7 @@ class TmdbClient:
 
     ``with TmdbClient(settings, credentials) as client: client.movie(603)``. Every call is
     rate limited and retried by the transport; failures raise
-    :class:`~reelset.transport.http.FetchError` subclasses (404 -> ``NotFoundError``) or
+    :class:`~reelset.transport.errors.FetchError` subclasses (404 -> ``NotFoundError``) or
     :class:`~reelset.errors.AuthError` (401).
     """
 

@@ -37,14 +37,15 @@ import requests
 
 from reelset.config import Settings
 from reelset.errors import UsageError
+from reelset.redaction import redact_url
 from reelset.tmdb.client import TmdbClient
-from reelset.transport.http import (
+from reelset.transport.errors import (
     FetchError,
     NotFoundError,
     TransientError,
     describe_exception,
-    redact_url,
 )
+from reelset.transport.retry import request_failure
 
 log = logging.getLogger(__name__)
 
@@ -332,8 +333,8 @@ class ExportStrategy(Strategy):
                 except zlib.error:
                     raise TransientError("the export file is damaged (bad gzip data)") from None
                 except requests.RequestException as exc:
-                    raise TransientError(
-                        f"export download failed: {describe_exception(exc)}"
+                    raise request_failure(
+                        exc, f"export download failed: {describe_exception(exc)}"
                     ) from None
             self._parse_lines(pending.split(b"\n"), found)
             return found

@@ -1,8 +1,9 @@
-"""A scrape run: lock, run record, failures first, discovery, workers, writes, checkpoints.
+"""A scrape run: failures first, discovery, workers, writes, checkpoints, posters.
 
-:func:`run_scrape` is what ``reelset scrape`` (and ``make demo``) call. One run at a time
-per store (``store.locks.acquire("scrape")``, heartbeated); every run is a ``scrape_runs``
-row (``running`` -> ``succeeded`` / ``partial`` / ``failed`` / ``interrupted``).
+:func:`run_scrape` is what ``reelset scrape`` (and ``make demo``) call. Each run is one
+:func:`~reelset.runs.recorded_run` (command ``scrape``, lock ``scrape``): one run at a
+time per store, a ``scrape_runs`` row (``running`` -> ``succeeded`` / ``partial`` /
+``failed`` / ``interrupted``).
 
 The work, in order:
 
@@ -19,29 +20,27 @@ The work, in order:
    uninterrupted run.
 4. Posters (unless ``--no-posters`` or ``posters.enabled = false``).
 
-SIGINT/SIGTERM set a stop event: workers stop taking new movies, the writes of finished
-ones are made, and the run is recorded as ``interrupted`` (exit 130).
+SIGINT/SIGTERM set the run's stop event: workers stop taking new movies, the writes of
+finished ones are made, and the run is recorded as ``interrupted`` (exit 130).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from reelset.config import Settings
 from reelset.console import progress
 from reelset.errors import AuthError, Interrupted, ReelsetError, UsageError, error_line
+from reelset.redaction import redact_url
+from reelset.runs import SCRAPE_LOCK, Run, recorded_run
 from reelset.storage import Store
 from reelset.storage.records import MovieRecord
 from reelset.tmdb.client import TmdbClient, parse_movie
@@ -56,14 +55,11 @@ from reelset.tmdb.discovery import (
     utc_today,
 )
 from reelset.tmdb.genre_names import GenreNamer
-from reelset.transport.http import Cancelled, FetchError, NotFoundError, redact_url
+from reelset.transport.errors import Cancelled, FetchError, NotFoundError
 
 log = logging.getLogger(__name__)
 
 COMMAND = "scrape"
-LOCK_NAME = "scrape"
-HEARTBEAT_S = 30.0
-RUN_UPDATE_S = 5.0
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -150,32 +146,6 @@ class _Batch:
     skipped: int = 0
 
 
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Turn SIGINT/SIGTERM into ``stop.set()`` (a second SIGINT interrupts at once)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        if not stop.is_set():
-            log.warning(
-                "%s received: finishing the writes in flight, then stopping",
-                signal.Signals(signum).name,
-            )
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-
 class ScrapeJob:
     """One scrape run over a store (see the module docstring)."""
 
@@ -201,13 +171,13 @@ class ScrapeJob:
         self.stop = stop
         self.counts = ScrapeCounts()
         self.run_id: int | None = None
+        self._run: Run | None = None
         self.namer: GenreNamer | None = None
         self.strategy: Strategy | None = None
         self._auth_error: AuthError | None = None
         self._open_movie_keys: set[str] = set()
         self._open_find_keys: set[str] = set()
         self._started = time.monotonic()
-        self._last_update = self._started
         self._posters: dict[str, Any] | None = None
         self._interrupted = False
         self._seen: set[int] = set()
@@ -218,20 +188,15 @@ class ScrapeJob:
     # -- the run -------------------------------------------------------------------------
 
     def run(self) -> ScrapeResult:
-        """Run under the store's lock; returns the result (raises AuthError, LockedError)."""
-        self.store.runs.close_abandoned(COMMAND)
-        self.store.locks.acquire(LOCK_NAME)
-        heartbeat_stop = threading.Event()
-        heartbeat = threading.Thread(
-            target=self._heartbeat, args=(heartbeat_stop,), name="reelset-heartbeat", daemon=True
-        )
-        try:
-            self.run_id = self.store.runs.start(COMMAND, self._params())
-            self.store.locks.set_run(LOCK_NAME, self.run_id)
-            heartbeat.start()
+        """Run as one recorded run; returns the result (raises AuthError, LockedError)."""
+        with recorded_run(
+            self.store, COMMAND, self._params(), locks=(SCRAPE_LOCK,), stop=self.stop
+        ) as run:
+            self._run = run
+            self.run_id = run.run_id
             log.info(
                 "scrape run %d: strategy %s, %s, %d workers",
-                self.run_id,
+                run.run_id,
                 self.options.strategy,
                 self.settings.tmdb.rate_limit,
                 self.settings.tmdb.max_workers,
@@ -240,22 +205,13 @@ class ScrapeJob:
                 self._work()
             except (Cancelled, Interrupted, KeyboardInterrupt):
                 self._interrupted = True
-            except BaseException as exc:
-                self.stop.set()
-                error = self._auth_error or exc
-                self.store.runs.finish(
-                    self.run_id, "failed", counts=self._counts(), error=error_line(error)
-                )
-                if self._auth_error is not None and error is not exc:
+            except BaseException:
+                run.counts = self._counts()
+                if self._auth_error is not None:  # what stopped the workers
                     raise self._auth_error from None
                 raise
+            run.counts = self._counts()
             if self._auth_error is not None:
-                self.store.runs.finish(
-                    self.run_id,
-                    "failed",
-                    counts=self._counts(),
-                    error=error_line(self._auth_error),
-                )
                 raise self._auth_error
             if self._interrupted or self.stop.is_set():
                 status, code = "interrupted", EXIT_INTERRUPTED
@@ -263,16 +219,8 @@ class ScrapeJob:
                 status, code = "partial", EXIT_FAILURES
             else:
                 status, code = "succeeded", EXIT_OK
-            self.store.runs.finish(self.run_id, status, counts=self._counts())
-            return ScrapeResult(self.run_id, status, code, self.summary(status))
-        finally:
-            heartbeat_stop.set()
-            if heartbeat.is_alive():
-                heartbeat.join(timeout=5)
-            try:
-                self.store.locks.release(LOCK_NAME)
-            except ReelsetError as exc:
-                log.warning("could not release the run lock: %s", exc)
+            run.status = status
+            return ScrapeResult(run.run_id, status, code, self.summary(status))
 
     def _params(self) -> dict[str, Any]:
         tmdb = self.settings.tmdb
@@ -286,15 +234,6 @@ class ScrapeJob:
             "append_keywords": tmdb.append_keywords,
             "refresh_after_days": tmdb.refresh_after_days,
         }
-
-    def _heartbeat(self, done: threading.Event) -> None:
-        while not done.wait(HEARTBEAT_S):
-            try:
-                self.store.locks.heartbeat(LOCK_NAME)
-                if self.run_id is not None:
-                    self.store.runs.update(self.run_id, counts=self._counts())
-            except ReelsetError as exc:
-                log.warning("heartbeat failed: %s", exc)
 
     def _counts(self) -> dict[str, Any]:
         counts: dict[str, Any] = self.counts.as_dict()
@@ -580,10 +519,8 @@ class ScrapeJob:
         if checkpoint_key is not None and batch.checkpoint is not None and not cancelled:
             # Everything of this batch (and of the ones before) is written.
             self.store.checkpoints.set(checkpoint_key, batch.checkpoint, run_id=self.run_id)
-        now = time.monotonic()
-        if self.run_id is not None and now - self._last_update >= RUN_UPDATE_S:
-            self._last_update = now
-            self.store.runs.update(self.run_id, counts=self._counts())
+        if self._run is not None:
+            self._run.counts = self._counts()  # saved by the run's heartbeat
 
     # -- posters -----------------------------------------------------------------------
 
@@ -591,22 +528,11 @@ class ScrapeJob:
         return self.options.posters and self.settings.posters.enabled
 
     def _download_posters(self) -> None:
+        from reelset.posters.download import download_posters
+
         try:
-            from reelset.posters.download import download_posters
-        except ImportError:  # the poster downloader is not installed in this tree
-            log.warning("poster downloader not available; posters skipped")
-            self._posters = {"skipped": "poster downloader not available"}
-            return
-        try:
-            summary = download_posters(
-                self.store,
-                self.settings,
-                client=self.client,
-                tmdb_ids=None,
-                run_id=self.run_id,
-                lock_name=LOCK_NAME,
-                stop=self.stop,
-            )
+            # Within this run: its id, its stop event, its lock (no run or lock of its own).
+            summary = download_posters(self.store, self.settings, client=self.client, run=self._run)
         except Interrupted:
             self._interrupted = True
             self._posters = {"interrupted": True}
@@ -619,9 +545,8 @@ class ScrapeJob:
             self._posters = {"error": self._posters_error}
             return
         self._posters = summary.as_dict()
-        failed = summary.as_dict().get("failed", 0)
-        if failed:
-            log.warning("%s posters failed (recorded in fetch_failures)", failed)
+        if summary.failed:
+            log.warning("%d posters failed (recorded in fetch_failures)", summary.failed)
 
     # -- the summary ---------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import random
+import textwrap
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,18 @@ class Crafted:
         }
         return settings_from_dict(data, base_dir=self.tmp_path)
 
+    def config_file(self) -> Path:
+        """A config.toml for the command line, with the settings of :meth:`settings`."""
+        path = self.tmp_path / "config.toml"
+        path.write_text(textwrap.dedent(f"""
+            [storage]
+            url = "{self.url}"
+            [build]
+            output_dir = "{self.tmp_path / 'out'}"
+            min_genre_count = 1
+        """))
+        return path
+
     def add(self, records: Iterable[MovieRecord]) -> None:
         """Write movies through the Store API."""
         self.store.movies.upsert(list(records))
@@ -152,20 +165,22 @@ def random_movies(n: int, seed: int, start_id: int = 1) -> list[MovieRecord]:
 FIXED_NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
 
 
-def plan_for(crafted: Crafted, *, name: str = "genres", **build: Any) -> Any:
-    """The in-memory plan of a first version from the crafted store (nothing written)."""
-    from reelset.dataset.build import LEDGER_SCHEMA, plan_build
-    from reelset.dataset.read import read_store
+def first_plan(snapshot: Any, settings: Settings, *, name: str = "genres") -> Any:
+    """The in-memory plan of a first version: no parent, an empty split ledger."""
+    from reelset.dataset.format import LEDGER_SCHEMA
+    from reelset.dataset.plan import plan_build
 
-    snapshot = read_store(crafted.store)
     return plan_build(
-        snapshot,
-        crafted.settings(**build),
-        name=name,
-        version="v0001",
-        parent=None,
+        snapshot, settings, name=name, version="v0001", parent=None,
         ledger=LEDGER_SCHEMA.empty_table(),
     )
+
+
+def plan_for(crafted: Crafted, *, name: str = "genres", **build: Any) -> Any:
+    """The in-memory plan of a first version from the crafted store (nothing written)."""
+    from reelset.dataset.read import read_store
+
+    return first_plan(read_store(crafted.store), crafted.settings(**build), name=name)
 
 
 def build(crafted: Crafted, output: str = "out", **build: Any) -> Any:

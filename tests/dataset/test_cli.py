@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,22 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from reelset.cli import main
-from reelset.dataset.build import build_lock
+from reelset.dataset.publish import build_lock
 from tests.dataset.conftest import Crafted, movie, random_movies
 
 
 @pytest.fixture
 def cli(crafted: Crafted, monkeypatch: pytest.MonkeyPatch) -> Crafted:
     crafted.add(random_movies(200, seed=11))
-    config = crafted.tmp_path / "config.toml"
-    config.write_text(textwrap.dedent(f"""
-        [storage]
-        url = "{crafted.url}"
-        [build]
-        output_dir = "{crafted.tmp_path / 'out'}"
-        min_genre_count = 1
-    """))
-    monkeypatch.setenv("REELSET_CONFIG", str(config))
+    monkeypatch.setenv("REELSET_CONFIG", str(crafted.config_file()))
     return crafted
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import zlib
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from reelset.dataset.build import BuildResult
 from reelset.dataset.labels import imdb_label_id
+from reelset.dataset.splits import SPLITS
+from reelset.dataset.versions import read_labels, read_manifest
 from tests.dataset.conftest import Crafted, build, movie
 
 BIOGRAPHY = imdb_label_id("Biography")
@@ -40,16 +43,17 @@ def sources(crafted: Crafted) -> Crafted:
     return crafted
 
 
-def _rows(result: object) -> dict[int, dict[str, object]]:
-    path = result.path  # type: ignore[attr-defined]
+def _rows(result: BuildResult) -> dict[int, dict[str, Any]]:
+    assert result.path is not None
     table = pa.concat_tables(
-        pq.read_table(path / "data" / f"{s}.parquet") for s in ("train", "validation", "test")
+        pq.read_table(result.path / "data" / f"{s}.parquet") for s in SPLITS
     )
     return {r["tmdb_id"]: r for r in table.to_pylist()}
 
 
-def _labels(result: object) -> dict[str, object]:
-    return json.loads((result.path / "labels.json").read_text())  # type: ignore[attr-defined]
+def _labels(result: BuildResult) -> dict[str, Any]:
+    assert result.path is not None
+    return read_labels(result.path)
 
 
 def test_imdb_only_label_identity() -> None:
@@ -98,7 +102,7 @@ def test_union_source_and_agreement_table(sources: Crafted) -> None:
     assert sorted(rows) == [1, 2, 3, 4, 5, 6, 7]
     assert rows[1]["genres"] == ["Drama", "Comedy", "imdb:Biography"]
     assert rows[2]["genre_ids"] == [28, 878]
-    manifest = json.loads((result.path / "manifest.json").read_text())
+    manifest = read_manifest(result.path)
     agreement = manifest["label_agreement"]
     assert agreement["movies_compared"] == 4  # 1, 2, 3 and 7 have both
     table = {g["name"]: (g["tmdb"], g["imdb"], g["both"], g["jaccard"])

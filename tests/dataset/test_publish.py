@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from reelset.dataset import load, load_arrow, load_labels
 from reelset.dataset.build import build_dataset
 from reelset.dataset.splits import SPLITS
 from reelset.dataset.versions import latest
+from reelset.files import TEMP_PREFIX
 from tests.dataset.conftest import Crafted, build, movie, poster_row, random_movies
 
 DATA_FILES = [f"data/{s}.parquet" for s in SPLITS] + [
@@ -122,7 +122,7 @@ def test_cooccurrence_invariants(filled: Crafted) -> None:
     ids = load("genres", split="all", output_dir=filled.tmp_path / "out")["tmdb_id"].tolist()
     in_list = ",".join(str(i) for i in ids)
     with filled.store.read() as conn:
-        per_genre = dict(conn.execute(text(
+        per_genre: dict[int, int] = dict(conn.execute(text(
             f"SELECT genre_id, count(*) FROM movie_genres WHERE tmdb_id IN ({in_list}) "
             "GROUP BY genre_id")).all())
         pair = conn.execute(text(
@@ -179,46 +179,54 @@ def test_loads_with_hugging_face_datasets(
 def test_failure_in_the_last_step_leaves_no_version(
     filled: Crafted, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import reelset.dataset.build as builder
+    import reelset.dataset.publish as publish
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
+    def half_written(table: object, where: str | Path, **kwargs: object) -> None:
+        Path(where).write_bytes(b"PAR1 and then the disk")
+        raise RuntimeError("disk on fire")
+
     root = filled.tmp_path / "out" / "genres"
-    for target in ("write_latest", "dataset_card"):
+    for target in ("write_latest", "dataset_card", "pq.write_table"):
         with monkeypatch.context() as patch:
-            patch.setattr(builder, target, broken)
+            if target == "pq.write_table":
+                patch.setattr(publish.pq, "write_table", half_written)
+            else:
+                patch.setattr(publish, target, broken)
             with pytest.raises(RuntimeError):
                 build(filled)
         assert [p.name for p in root.iterdir()] == [".lock"], target
     assert build(filled).version == "v0001"
 
 
+def test_a_build_removes_temp_files_that_killed_builds_left(filled: Crafted) -> None:
+    root = filled.tmp_path / "out" / "genres"
+    root.mkdir(parents=True)
+    left = root / f"{TEMP_PREFIX}{2**22 + 12345}-0a0b-LATEST"
+    left.write_text("v0007\n")
+    assert build(filled).version == "v0001"
+    assert not left.exists() and latest(root) == "v0001"
+
+
 _KILLED_BUILD = """
 import os, signal, sys
-import reelset.dataset.build as builder
+import reelset.dataset.cooccurrence as cooccurrence
 from reelset.cli import main
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), getattr(signal, sys.argv[1]))
     import time; time.sleep(5)
 
-builder.cooccurrence.draw_heatmap = die
+cooccurrence.draw_heatmap = die
 sys.exit(main(["build"]))
 """
 
 
 @pytest.mark.parametrize("signal_name, code", [("SIGKILL", -9), ("SIGTERM", 130)])
 def test_killed_build_leaves_no_version(filled: Crafted, signal_name: str, code: int) -> None:
-    config = filled.tmp_path / "config.toml"
-    config.write_text(textwrap.dedent(f"""
-        [storage]
-        url = "{filled.url}"
-        [build]
-        output_dir = "{filled.tmp_path / 'out'}"
-        min_genre_count = 1
-    """))
-    env = {**os.environ, "REELSET_CONFIG": str(config)}
+    env = {**os.environ, "REELSET_CONFIG": str(filled.config_file())}
     proc = subprocess.run([sys.executable, "-c", _KILLED_BUILD, signal_name], env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == code, proc.stderr

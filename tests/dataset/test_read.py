@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from reelset.config import settings_from_dict
-from reelset.dataset.build import LEDGER_SCHEMA, plan_build
 from reelset.dataset.read import read_store
 from reelset.storage import Genre, Store, schema
-from tests.dataset.conftest import TMDB_GENRES, movie, poster_row
+from tests.dataset.conftest import TMDB_GENRES, first_plan, movie, poster_row
 
 
 def test_snapshot_and_plan_on_each_backend(store: Store, store_url: str) -> None:
@@ -48,8 +47,7 @@ def test_snapshot_and_plan_on_each_backend(store: Store, store_url: str) -> None
     settings = settings_from_dict(
         {"storage": {"url": store_url}, "build": {"min_genre_count": 1, "label_source": "union"}}
     )
-    plan = plan_build(snapshot, settings, name="genres", version="v0001", parent=None,
-                      ledger=LEDGER_SCHEMA.empty_table())
+    plan = first_plan(snapshot, settings)
     assert plan.manifest["removed"]["duplicate_imdb_id"] == 1
     assert plan.manifest["removed"]["adult"] == 1
     assert plan.manifest["removed"]["status_gone"] == 1

@@ -14,16 +14,16 @@ import hashlib
 import json
 import random
 import re
-import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from reelset.cli import main
-from reelset.imdb.download import DownloadError, download_datasets
+from reelset.imdb.download import DatasetDownloadError, download_datasets
+from tests.transport.scripted_server import QuietHandler, serving
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "imdb"
 MTIME = 1_700_000_000.0
@@ -48,22 +48,20 @@ class Behaviour:
     files: dict[str, bytes] = field(default_factory=dict)
     cut_after: list[int] = field(default_factory=list)  # per response, bytes then close
     fail_with: list[int] = field(default_factory=list)  # per request, an error status
+    retry_after: str | None = None  # sent with those errors
     ignore_range: bool = False
     requests: list[dict[str, str]] = field(default_factory=list)
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     behaviour: Behaviour
-
-    def log_message(self, *args: object) -> None:
-        pass
 
     def do_GET(self) -> None:
         b = self.behaviour
         name = self.path.rsplit("/", 1)[-1]
         b.requests.append({"path": self.path, **{k: v for k, v in self.headers.items()}})
         if b.fail_with:
-            self._empty(b.fail_with.pop(0))
+            self._empty(b.fail_with.pop(0), b.retry_after)
             return
         data = b.files.get(name)
         if data is None:
@@ -103,8 +101,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
 
-    def _empty(self, status: int) -> None:
+    def _empty(self, status: int, retry_after: str | None = None) -> None:
         self.send_response(status)
+        if retry_after is not None:
+            self.send_header("Retry-After", retry_after)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -118,15 +118,8 @@ def server() -> Iterator[tuple[str, Behaviour]]:
             "title.crew.tsv.gz": dataset("cinemagoer/title.crew.tsv"),
         }
     )
-    handler = type("BoundHandler", (Handler,), {"behaviour": behaviour})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/datasets", behaviour
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(type("BoundHandler", (Handler,), {"behaviour": behaviour})) as url:
+        yield f"{url}/datasets", behaviour
 
 
 def fetch(url: str, folder: Path, names: list[str] | None = None, retries: int = 3) -> list:
@@ -177,28 +170,18 @@ def test_cut_response_is_resumed_with_range(server: tuple[str, Behaviour], tmp_p
     assert not (tmp_path / "title.basics.tsv.gz.part").exists()
 
 
-def test_partial_file_from_an_earlier_run_is_resumed(
-    server: tuple[str, Behaviour], tmp_path: Path
+@pytest.mark.parametrize(("ignore_range", "status"), [(False, "resumed"), (True, "downloaded")])
+def test_a_part_from_an_earlier_run_is_resumed_unless_the_server_ignores_range(
+    server: tuple[str, Behaviour], tmp_path: Path, ignore_range: bool, status: str
 ) -> None:
     url, b = server
     data = b.files["title.basics.tsv.gz"]
     (tmp_path / "title.basics.tsv.gz.part").write_bytes(data[:777])
+    b.ignore_range = ignore_range
     [result] = fetch(url, tmp_path)
     assert ranges(b) == ["bytes=777-"]
-    assert result.status == "resumed" and result.bytes_received == len(data) - 777
-    assert result.path.read_bytes() == data
-
-
-def test_server_ignoring_range_restarts_the_download(
-    server: tuple[str, Behaviour], tmp_path: Path
-) -> None:
-    url, b = server
-    data = b.files["title.basics.tsv.gz"]
-    (tmp_path / "title.basics.tsv.gz.part").write_bytes(data[:500])
-    b.ignore_range = True
-    [result] = fetch(url, tmp_path)
-    assert ranges(b) == ["bytes=500-"]
-    assert result.status == "downloaded" and result.path.read_bytes() == data
+    assert result.status == status and result.path.read_bytes() == data
+    assert result.bytes_received == len(data) - (0 if ignore_range else 777)
 
 
 def test_changed_file_on_server_restarts_through_if_range(
@@ -207,7 +190,7 @@ def test_changed_file_on_server_restarts_through_if_range(
     url, b = server
     old = b.files["title.basics.tsv.gz"]
     b.cut_after = [70_000]
-    with pytest.raises(DownloadError, match="rerun to resume"):
+    with pytest.raises(DatasetDownloadError, match="rerun to resume"):
         fetch(url, tmp_path, retries=0)
     assert (tmp_path / "title.basics.tsv.gz.part").stat().st_size == 65536
     new = dataset("title.basics.tsv", seed=2)
@@ -240,15 +223,32 @@ def test_416_for_an_oversized_part_starts_over(
 
 def test_transient_errors_are_retried(server: tuple[str, Behaviour], tmp_path: Path) -> None:
     url, b = server
-    b.fail_with = [503, 500, 429]
+    b.fail_with = [503, 500, 429, 408, 425]
+    [result] = fetch(url, tmp_path, retries=5)
+    assert result.attempts == 6 and result.status == "downloaded"
+
+
+def test_retry_after_is_waited_out(server: tuple[str, Behaviour], tmp_path: Path) -> None:
+    url, b = server
+    b.fail_with, b.retry_after = [503], "1"
+    started = time.monotonic()
     [result] = fetch(url, tmp_path)
-    assert result.attempts == 4 and result.status == "downloaded"
+    assert result.attempts == 2 and result.status == "downloaded"
+    assert time.monotonic() - started >= 0.95  # the backoff alone would be 0.01-0.02 s
+
+
+def test_client_errors_are_not_retried(server: tuple[str, Behaviour], tmp_path: Path) -> None:
+    url, b = server
+    b.fail_with = [403]
+    with pytest.raises(DatasetDownloadError, match=r"HTTP 403 from http://"):
+        fetch(url, tmp_path)
+    assert len(b.requests) == 1
 
 
 def test_giving_up_keeps_the_part_for_later(server: tuple[str, Behaviour], tmp_path: Path) -> None:
     url, b = server
     b.cut_after = [70_000, 70_000]
-    with pytest.raises(DownloadError) as info:
+    with pytest.raises(DatasetDownloadError) as info:
         fetch(url, tmp_path, retries=1)
     assert "after 2 attempts" in str(info.value) and "131,072 bytes kept" in str(info.value)
     assert ranges(b) == [None, "bytes=65536-"]
@@ -259,7 +259,7 @@ def test_giving_up_keeps_the_part_for_later(server: tuple[str, Behaviour], tmp_p
 
 def test_not_found_is_not_retried(server: tuple[str, Behaviour], tmp_path: Path) -> None:
     url, b = server
-    with pytest.raises(DownloadError, match="HTTP 404"):
+    with pytest.raises(DatasetDownloadError, match="HTTP 404"):
         fetch(url, tmp_path, ["title.akas.tsv.gz"])
     assert len(b.requests) == 1
 
@@ -268,7 +268,7 @@ def test_truncated_gzip_is_not_installed(server: tuple[str, Behaviour], tmp_path
     url, b = server
     whole = b.files["title.basics.tsv.gz"]
     b.files["title.basics.tsv.gz"] = whole[: len(whole) - 40]  # the server's file is cut
-    with pytest.raises(DownloadError, match="truncated"):
+    with pytest.raises(DatasetDownloadError, match="truncated"):
         fetch(url, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -276,7 +276,7 @@ def test_truncated_gzip_is_not_installed(server: tuple[str, Behaviour], tmp_path
 def test_wrong_header_is_not_installed(server: tuple[str, Behaviour], tmp_path: Path) -> None:
     url, b = server
     b.files["title.basics.tsv.gz"] = b.files["title.ratings.tsv.gz"]
-    with pytest.raises(DownloadError, match=r"not an IMDb title\.basics file"):
+    with pytest.raises(DatasetDownloadError, match=r"not an IMDb title\.basics file"):
         fetch(url, tmp_path)
     assert list(tmp_path.iterdir()) == []
 

@@ -17,7 +17,7 @@ from PIL import Image, ImageFile
 
 from reelset.errors import ConfigError, ReelsetError
 from reelset.posters.fetch import (
-    DownloadError,
+    PosterFetchError,
     check_base_url,
     invalid_poster_path,
     poster_url,
@@ -227,7 +227,7 @@ def test_poster_urls_stay_on_the_image_server(path: str, quoted: str) -> None:
 )
 def test_implausible_poster_paths_are_rejected(path: str) -> None:
     assert invalid_poster_path(path) is not None
-    with pytest.raises(DownloadError) as info:
+    with pytest.raises(PosterFetchError) as info:
         poster_url(BASE, "w500", path)
     assert info.value.rejected and info.value.reason == "invalid_path"
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from reelset.sandbox import SANDBOX_API_KEY, SANDBOX_READ_ACCESS_TOKEN, Sandbox
-from reelset.sandbox.rate_limiter import SlidingWindowLimiter, retry_after_header
+from reelset.sandbox.rate_limiter import AdmissionLimiter, retry_after_header
 from reelset.transport.ratespec import RateSpec
 
 from .conftest import Api, MakeApi
@@ -104,7 +104,7 @@ def test_rate_limit_spares_images_and_exports(make_api: MakeApi) -> None:
 
 def test_sliding_window_arithmetic() -> None:
     now = [100.0]
-    limiter = SlidingWindowLimiter(RateSpec(3, 10.0), clock=lambda: now[0])
+    limiter = AdmissionLimiter(RateSpec(3, 10.0), clock=lambda: now[0])
     assert [limiter.try_acquire() for _ in range(3)] == [None, None, None]
     assert limiter.try_acquire() == pytest.approx(10.0)
     now[0] = 104.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import sqlite3
@@ -17,7 +18,7 @@ from sqlalchemy import inspect, select, text
 
 from reelset.errors import Interrupted, LockedError, StoreError
 from reelset.runs import recorded_run
-from reelset.storage import Genre, MovieRecord, Store, head_version, schema
+from reelset.storage import Genre, LockHolder, MovieRecord, Store, head_version, schema
 from reelset.storage.schema import CONTRACT_TABLES, VIEW_NAMES
 
 
@@ -32,6 +33,16 @@ def movie(tmdb_id: int, **kw: object) -> MovieRecord:
     }
     base.update(kw)
     return MovieRecord(tmdb_id=tmdb_id, **base)  # type: ignore[arg-type]
+
+
+def hold_lock(
+    store: Store, name: str, *, run_id: int, pid: int = 1, hostname: str = "another-host"
+) -> None:
+    """Write a ``run_lock`` row as another process holding ``name`` would."""
+    now = schema.utcnow()
+    holder = LockHolder(name, run_id, pid, hostname, acquired_at=now, heartbeat_at=now)
+    with store.write() as conn:
+        conn.execute(schema.run_lock.insert().values(dataclasses.asdict(holder)))
 
 
 def table_rows(store: Store, table: str, order: str) -> list[tuple[object, ...]]:
@@ -244,34 +255,14 @@ def test_lock_is_exclusive_and_stale_locks_are_taken_over(store: Store) -> None:
         text=True,
         check=True,
     )
-    with store.write() as conn:
-        conn.execute(
-            schema.run_lock.insert().values(
-                name="scrape",
-                run_id=99,
-                pid=int(dead.stdout),
-                hostname=os.uname().nodename,
-                acquired_at=schema.utcnow(),
-                heartbeat_at=schema.utcnow(),
-            )
-        )
+    hold_lock(store, "scrape", run_id=99, pid=int(dead.stdout), hostname=os.uname().nodename)
     store.locks.acquire("scrape", run_id=100)
     holder = store.locks.holder("scrape")
     assert holder is not None and holder.run_id == 100 and holder.pid == os.getpid()
 
 
 def test_lock_held_elsewhere_recently_blocks(store: Store) -> None:
-    with store.write() as conn:
-        conn.execute(
-            schema.run_lock.insert().values(
-                name="scrape",
-                run_id=5,
-                pid=1,
-                hostname="another-host",
-                acquired_at=schema.utcnow(),
-                heartbeat_at=schema.utcnow(),
-            )
-        )
+    hold_lock(store, "scrape", run_id=5)
     with pytest.raises(LockedError, match=r"run 5 \(pid 1 on another-host"):
         store.locks.acquire("scrape")
     with store.write() as conn:
@@ -357,17 +348,7 @@ def test_recorded_run_records_every_ending_and_releases_locks(store: Store) -> N
     assert last is not None and last["status"] == "interrupted"
     assert store.locks.holder("job") is None
 
-    with store.write() as conn:  # held by a live run elsewhere: refused before it is recorded
-        conn.execute(
-            schema.run_lock.insert().values(
-                name="job",
-                run_id=7,
-                pid=1,
-                hostname="another-host",
-                acquired_at=schema.utcnow(),
-                heartbeat_at=schema.utcnow(),
-            )
-        )
+    hold_lock(store, "job", run_id=7)  # by a live run elsewhere: refused before it is recorded
     runs_before = store.row_counts()["scrape_runs"]
     with pytest.raises(LockedError), recorded_run(store, "job", {}, locks=("job",)):
         pass

@@ -14,7 +14,7 @@ from reelset.config import Credentials, Settings, settings_from_dict
 from reelset.errors import ConfigError
 from reelset.sandbox import Catalog, Sandbox, synthetic_movie
 from reelset.tmdb.client import TmdbClient, parse_movie
-from reelset.transport.http import NotFoundError
+from reelset.transport.errors import NotFoundError
 
 
 def test_parse_movie_full_body() -> None:

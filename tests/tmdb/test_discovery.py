@@ -20,7 +20,7 @@ from reelset.tmdb.discovery import (
     make_strategy,
     read_ids_file,
 )
-from reelset.transport.http import FetchError
+from reelset.transport.errors import FetchError
 
 
 def client_for(sb: Sandbox, tmp_path: Path, **tmdb: Any) -> TmdbClient:

@@ -40,25 +40,34 @@ class FakeClock:
 
 def limiter(clock: FakeClock, requests: int, per: float, **kw: object) -> SlidingWindowLimiter:
     return SlidingWindowLimiter(
-        requests, per, clock=clock, sleep=clock.sleep, **kw  # type: ignore[arg-type]
+        requests,
+        per,
+        clock=clock,
+        sleep=clock.sleep,
+        **kw,  # type: ignore[arg-type]
     )
+
+
+def grant_times(lim: SlidingWindowLimiter, clock: FakeClock, count: int) -> list[float]:
+    """The (fake) times at which ``count`` consecutive acquires were granted."""
+    grants = []
+    for _ in range(count):
+        lim.acquire()
+        grants.append(clock())
+    return grants
 
 
 def max_in_window(times: list[float], window: float) -> int:
     times = sorted(times)
     return max(
-        bisect.bisect_right(times, t) - bisect.bisect_left(times, t - window + 1e-12)
-        for t in times
+        bisect.bisect_right(times, t) - bisect.bisect_left(times, t - window + 1e-12) for t in times
     )
 
 
 def test_n_grants_then_wait_a_whole_window() -> None:
     clock = FakeClock()
     lim = limiter(clock, 3, 1.0, smoothing=0.0)
-    grants = []
-    for _ in range(7):
-        lim.acquire()
-        grants.append(clock())
+    grants = grant_times(lim, clock, 7)
     w = lim.window_s
     assert w > 1.0  # the safety margin
     assert grants == pytest.approx([0, 0, 0, w, w, w, 2 * w])
@@ -67,10 +76,7 @@ def test_n_grants_then_wait_a_whole_window() -> None:
 def test_smoothing_spreads_grants_without_losing_rate() -> None:
     clock = FakeClock()
     lim = limiter(clock, 10, 1.0, smoothing=1.0)
-    grants = []
-    for _ in range(30):
-        lim.acquire()
-        grants.append(clock())
+    grants = grant_times(lim, clock, 30)
     gaps = [b - a for a, b in itertools.pairwise(grants)]
     assert min(gaps) == pytest.approx(lim.window_s / 10, abs=1e-5)
     assert max_in_window(grants, 1.0) <= 10
