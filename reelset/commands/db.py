@@ -13,44 +13,57 @@ def db_group() -> None:
     """Create, upgrade and inspect the store."""
 
 
-def _upgrade(app: App) -> tuple[str, str, str | None, str]:
-    """Bring the store to the newest schema: (backend, masked URL, before, after)."""
+def _upgrade(app: App, as_json: bool, *, init: bool) -> int:
+    """Bring the store to the newest schema and print what happened."""
     with app.open_store(upgrade=False, check=False) as store:
         before, after = store.upgrade()
-        return store.dialect, store.masked_url, before, after
+        backend, url = store.dialect, store.masked_url
+    data: dict[str, str | None]
+    if init:
+        title, data = "store ready", {"backend": backend, "url": url, "schema_version": after}
+    else:
+        title = "store upgraded" if before != after else "store already up to date"
+        data = {"url": url, "from_version": before, "to_version": after}
+    print_summary(title, data, as_json=as_json)
+    return 0
 
 
 @db_group.command("init")
 @json_option
 @click.pass_obj
 def db_init(app: App, as_json: bool) -> int:
-    """Create the store (or bring it to the newest schema). Safe to run again."""
-    backend, url, _before, after = _upgrade(app)
-    print_summary(
-        "store ready", {"backend": backend, "url": url, "schema_version": after}, as_json=as_json
-    )
-    return 0
+    """Create the store (or bring it to the newest schema). Safe to run again.
+
+    \b
+    Example:
+      reelset db init
+    """
+    return _upgrade(app, as_json, init=True)
 
 
 @db_group.command("upgrade")
 @json_option
 @click.pass_obj
 def db_upgrade(app: App, as_json: bool) -> int:
-    """Upgrade the store's schema to the newest version. Safe to run again."""
-    _backend, url, before, after = _upgrade(app)
-    print_summary(
-        "store upgraded" if before != after else "store already up to date",
-        {"url": url, "from_version": before, "to_version": after},
-        as_json=as_json,
-    )
-    return 0
+    """Upgrade the store's schema to the newest version. Safe to run again.
+
+    \b
+    Example:
+      reelset db upgrade --json
+    """
+    return _upgrade(app, as_json, init=False)
 
 
 @db_group.command("info")
 @json_option
 @click.pass_obj
 def db_info(app: App, as_json: bool) -> int:
-    """Show the backend, URL (password masked), schema version and rows per table."""
+    """Show the backend, URL (password masked), schema version and rows per table.
+
+    \b
+    Example:
+      reelset db info --json
+    """
     with app.open_store(upgrade=False, check=False) as store:
         info = store.info()
     print_summary("store", info, as_json=as_json)

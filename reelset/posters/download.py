@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
@@ -167,25 +167,15 @@ class PosterSummary:
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as plain JSON-able data (for ``--json`` and the run's counts)."""
-        return {
-            "movies": self.movies,
-            "ok": self.ok,
-            "new_files": self.new_files,
-            "shared": self.shared,
-            "rejected": self.rejected,
-            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
-            "failed": self.failed,
-            "failed_by_reason": dict(sorted(self.failed_by_reason.items())),
-            "missing": self.missing,
-            "bytes": self.bytes,
-            "bytes_written": self.bytes_written,
-            "resized": self.resized,
-            "requests": self.requests,
-            "retries": self.retries,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "posters_per_s": round(self.posters_per_s, 2),
-            "interrupted": self.interrupted,
-        }
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Counter):
+                value = dict(sorted(value.items()))
+            data[f.name] = round(value, 3) if f.name == "elapsed_s" else value
+            if f.name == "elapsed_s":
+                data["posters_per_s"] = round(self.posters_per_s, 2)
+        return data
 
 
 class PostersInterrupted(Interrupted):

@@ -190,7 +190,8 @@ class _Endpoint(tmdbsimple.base.TMDB):
     here per instance instead.
     """
 
-    def __init__(self, transport: HttpTransport, base_url: str) -> None:
+    def __init__(self, transport: HttpTransport, base_url: str, id: int | str = 0) -> None:
+        self.id = id  # the movie or external id of /movie/{id}, /find/{id}
         self._transport = transport
         self.base_uri = base_url.rstrip("/")
         self.headers = {"Accept": "application/json"}
@@ -225,9 +226,7 @@ class _Endpoint(tmdbsimple.base.TMDB):
 
 
 class _Movies(_Endpoint, tmdbsimple.Movies):
-    def __init__(self, transport: HttpTransport, base_url: str, tmdb_id: int = 0) -> None:
-        _Endpoint.__init__(self, transport, base_url)
-        self.id = tmdb_id
+    pass
 
 
 class _Genres(_Endpoint, tmdbsimple.Genres):
@@ -239,9 +238,7 @@ class _Configuration(_Endpoint, tmdbsimple.Configuration):
 
 
 class _Find(_Endpoint, tmdbsimple.Find):
-    def __init__(self, transport: HttpTransport, base_url: str, external_id: str) -> None:
-        _Endpoint.__init__(self, transport, base_url)
-        self.id = external_id
+    pass
 
 
 class _Discover(_Endpoint, tmdbsimple.Discover):
