@@ -18,11 +18,13 @@ from reelset.commands.app import App
 from reelset.commands.build import build_command, datasets_group
 from reelset.commands.db import db_group
 from reelset.commands.imdb import imdb_group
+from reelset.commands.ledger import failures_command, runs_command
 from reelset.commands.posters import posters_group
 from reelset.commands.sandbox import sandbox_group
 from reelset.commands.scrape import scrape_command
 from reelset.console import setup_logging
 from reelset.errors import ReelsetError, error_line
+from reelset.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,17 @@ cli.add_command(posters_group)
 cli.add_command(imdb_group)
 cli.add_command(build_command)
 cli.add_command(datasets_group)
+cli.add_command(failures_command)
+cli.add_command(runs_command)
+
+
+def _click_message(exc: click.ClickException) -> str:
+    """Click's error as one line: the message, then where to find help for a usage error."""
+    message = " ".join(exc.format_message().split())
+    context = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and context is not None:
+        message = f"{message.rstrip('.')} (see '{context.command_path} --help')"
+    return redact(message)[:MESSAGE_LIMIT]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        click.echo(f"reelset: error: {_click_message(exc)}", err=True)
+        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
     except ReelsetError as exc:
         click.echo(f"reelset: error: {error_line(exc, limit=MESSAGE_LIMIT)}", err=True)
         return exc.exit_code

@@ -25,21 +25,31 @@ from reelset.posters.download import LazyTmdbClient, PostersInterrupted, downloa
     help="Also download again posters rejected before (e.g. after an image server fault).",
 )
 @click.option(
+    "--retry-abandoned",
+    is_flag=True,
+    help="Also retry failed posters whose failure was abandoned (see [failures]).",
+)
+@click.option(
     "--id",
     "tmdb_ids",
-    type=int,
+    type=click.IntRange(1, 2**31 - 1),
     multiple=True,
     metavar="TMDB_ID",
     help="Only these movies (repeatable).",
 )
 @click.pass_context
 def posters_group(
-    ctx: click.Context, as_json: bool, retry_rejected: bool, tmdb_ids: tuple[int, ...]
+    ctx: click.Context,
+    as_json: bool,
+    retry_rejected: bool,
+    retry_abandoned: bool,
+    tmdb_ids: tuple[int, ...],
 ) -> int | None:
     """Download every poster still missing or failed (or whose poster_path changed).
 
-    Exit codes: 0 all done; 1 some downloads failed (they are retried by the next run);
-    2 configuration error; 3 the store is locked; 130 interrupted.
+    Exit codes: 0 all done (failures abandoned under [failures] do not count); 1 some
+    downloads failed (they are retried by the next run); 2 configuration error; 3 the
+    store is locked; 130 interrupted.
     """
     if ctx.invoked_subcommand is not None:
         return None
@@ -53,12 +63,13 @@ def posters_group(
                 client=client,
                 tmdb_ids=tmdb_ids or None,
                 retry_rejected=retry_rejected,
+                retry_abandoned=retry_abandoned,
             )
         except PostersInterrupted as exc:
             print_summary("posters (interrupted)", exc.summary.as_dict(), as_json=as_json)
             raise
     print_summary("posters", summary.as_dict(), as_json=as_json)
-    return 1 if summary.failed else 0
+    return 1 if summary.open_failures else 0
 
 
 def _text_report(report: AuditReport) -> dict[str, Any]:

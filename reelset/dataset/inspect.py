@@ -25,6 +25,7 @@ from reelset.dataset.versions import (
     resolve,
     versions,
 )
+from reelset.errors import UsageError, error_line
 
 EXAMPLES = 10
 
@@ -55,6 +56,18 @@ def show(output_dir: Path, ref: str) -> dict[str, Any]:
     version, folder = resolve(output_dir, name, version)
     m = read_manifest(folder)
     labels = read_labels(folder)
+    try:
+        return _summary(name, version, folder, m, labels)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(
+            f"{folder}: manifest.json or labels.json is not of this format "
+            f"({type(exc).__name__}: {error_line(exc, limit=80)})"
+        ) from None
+
+
+def _summary(
+    name: str, version: str, folder: Path, m: dict[str, Any], labels: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "name": name,
         "version": version,
@@ -75,7 +88,11 @@ def show(output_dir: Path, ref: str) -> dict[str, Any]:
 def _version_table(folder: Path) -> pa.Table:
     parts = []
     for split in SPLITS:
-        t = pq.read_table(folder / "data" / f"{split}.parquet", columns=["tmdb_id", "genres"])
+        path = folder / "data" / f"{split}.parquet"
+        try:
+            t = pq.read_table(path, columns=["tmdb_id", "genres"])
+        except (OSError, pa.ArrowException) as exc:
+            raise UsageError(f"cannot read {path}: {error_line(exc, limit=160)}") from None
         key = pc.binary_join(t.column("genres"), "|")
         parts.append(
             pa.table(

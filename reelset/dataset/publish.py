@@ -12,11 +12,13 @@ the lock (:func:`clean_staging`).
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +33,7 @@ from reelset.dataset import cooccurrence
 from reelset.dataset.format import LEDGER_FILE, PARQUET_OPTIONS, format_doc
 from reelset.dataset.plan import Plan
 from reelset.dataset.versions import LABELS_FILE, MANIFEST_FILE, write_latest
-from reelset.errors import LockedError, StoreError
+from reelset.errors import LockedError, ReelsetError, StoreError, UsageError, error_line
 from reelset.files import TEMP_PREFIX, atomic_path, fsync_dir, write_text
 
 log = logging.getLogger(__name__)
@@ -60,8 +62,12 @@ def file_digest(path: Path) -> dict[str, Any]:
 @contextmanager
 def build_lock(root: Path, name: str) -> Iterator[None]:
     """Hold the dataset's build lock (one build per dataset name at a time)."""
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        error = ReelsetError if exc.errno == errno.ENOSPC else UsageError
+        raise error(f"cannot use the dataset folder {root}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -123,10 +129,16 @@ def write_plan(plan: Plan, root: Path, settings: Settings, *, now: dt.datetime) 
         moved = True
         fsync_dir(root)
         write_latest(root, plan.version)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if moved:  # LATEST never pointed at it: the version was never published
             shutil.rmtree(final, ignore_errors=True)
+        if isinstance(exc, OSError):  # a full disk, a read-only or vanished folder
+            why = _os_error_text(exc)
+            raise ReelsetError(
+                f"cannot write {plan.manifest['name']} {plan.version} under {root}: {why}; "
+                "no version was published"
+            ) from None
         raise
     return final
 
@@ -246,3 +258,13 @@ def dataset_card(manifest: dict[str, Any], labels: dict[str, Any]) -> str:
         format_doc().replace("### Dataset format", "## Format"),
     ]
     return "\n".join(lines)
+
+
+def _os_error_text(exc: OSError) -> str:
+    """``No space left on device`` and the like, also from pyarrow's OSErrors (which carry
+    the errno only in their text)."""
+    code = exc.errno
+    if code is None:
+        found = re.search(r"\[errno (\d+)\]", str(exc), re.IGNORECASE)
+        code = int(found.group(1)) if found else None
+    return os.strerror(code) if code else error_line(exc, limit=200)

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from reelset.errors import UsageError
+from reelset.errors import UsageError, error_line
 from reelset.files import write_text
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -111,7 +111,18 @@ def read_labels(folder: Path) -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    """A JSON object file of a version; a missing, unreadable or corrupt one is a usage
+    error naming the file (exit 2), never a crash."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing: the version is incomplete") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path} is corrupt (not JSON: {error_line(exc, limit=120)})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} is corrupt (not a JSON object)")
     return data
 
 

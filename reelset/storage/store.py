@@ -41,7 +41,7 @@ from sqlalchemy import (
     inspect,
     select,
 )
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, SQLAlchemyError
 
 from reelset.config import Settings, mask_url
 from reelset.errors import StoreError, error_line
@@ -90,6 +90,11 @@ class Store:
             self.engine: Engine = self._create_engine(url, busy_timeout_s)
         except (ArgumentError, ImportError, ValueError) as exc:
             raise StoreError(f"cannot open store {mask_url(url)}: {exc}") from None
+        except OSError as exc:  # the store's folder cannot be created
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise StoreError(
+                f"cannot open store {mask_url(url)}: {exc.strerror or exc}{where}"
+            ) from None
         self.dialect = self.engine.dialect.name
         self._row_makers: dict[tuple[Any, ...], Callable[..., list[tuple[Any, ...]]]] = {}
         self.movies = Movies(self)
@@ -182,7 +187,9 @@ class Store:
                     if bulk and self.dialect == "sqlite":
                         conn.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
                     yield conn
-        except OperationalError as exc:
+        except IntegrityError:
+            raise  # a constraint: the caller decides (e.g. a lock taken meanwhile)
+        except DatabaseError as exc:  # locked, full, read-only, not a database, corrupt
             raise StoreError(f"store {self.masked_url}: {error_line(exc)}") from None
 
     @contextmanager
@@ -191,7 +198,7 @@ class Store:
         try:
             with self.engine.connect() as conn, conn.begin():
                 yield conn
-        except OperationalError as exc:
+        except DatabaseError as exc:
             raise StoreError(f"store {self.masked_url}: {error_line(exc)}") from None
 
     # -- schema versions -------------------------------------------------------------

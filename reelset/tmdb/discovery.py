@@ -439,7 +439,7 @@ def read_ids_file(path: Path) -> IdsFile:
         token = line.split("#", 1)[0].strip()
         if not token:
             continue
-        if token.isascii() and token.isdigit() and 0 < int(token) < 2**31:
+        if token.isascii() and token.isdigit() and len(token) <= 10 and 0 < int(token) < 2**31:
             key: object = int(token)
             candidate = Candidate(int(token))
         elif _IMDB_LINE.match(token):
