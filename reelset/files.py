@@ -93,6 +93,14 @@ def atomic_path(final: Path) -> Iterator[Path]:
         fsync_file(tmp)
 
 
+def install(source: Path, final: Path) -> None:
+    """Move a finished file (e.g. a verified download) to ``final`` atomically and durably:
+    its bytes synced, renamed over ``final`` (same folder or file system), folder synced."""
+    fsync_file(source)
+    os.replace(source, final)
+    fsync_dir(final.parent)
+
+
 def write_bytes(final: Path, data: bytes) -> None:
     """Write ``data`` to ``final`` atomically and durably."""
     with _replacing(final) as tmp:

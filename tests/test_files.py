@@ -170,3 +170,27 @@ def test_temp_files_are_named_recognised_and_judged(tmp_path: Path) -> None:
     assert left is not None and left.pid == DEAD_PID and temp_is_stale(left)
     old = TempFile(made, pid=os.getpid(), age_s=files.TEMP_STALE_AFTER_S + 1)
     assert temp_is_stale(old)
+
+
+def test_install_syncs_the_file_then_renames_then_syncs_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, final = tmp_path / "x.tsv.gz.part", tmp_path / "x.tsv.gz"
+    source.write_bytes(b"new")
+    final.write_bytes(b"old")
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        calls.append("dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "file")
+        real_fsync(fd)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        calls.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    files.install(source, final)
+    assert calls == ["file", "rename", "dir"]
+    assert final.read_bytes() == b"new" and not source.exists()

@@ -31,6 +31,7 @@ import requests
 
 from reelset.console import progress
 from reelset.errors import ReelsetError, UsageError
+from reelset.files import install
 from reelset.imdb.tsv import DATASET_HEADERS, ImdbFileError, verify_dataset_file
 from reelset.transport.errors import FetchError, TransientError, describe_exception
 from reelset.transport.retry import (
@@ -297,7 +298,7 @@ class _Download:
             message = str(exc).replace(str(self.part), self.name)
             raise DatasetDownloadError(f"{message} (not installed)") from None
         last_modified = self.last_modified or self._meta().get("last_modified")
-        os.replace(self.part, self.target)
+        install(self.part, self.target)
         self.meta_path.unlink(missing_ok=True)
         if last_modified:
             try:
