@@ -162,6 +162,10 @@ class PosterSettings(_Paced):
     verify_processes: int = Field(-1, ge=-1, le=64)
     resize_max_side: int = Field(0, ge=0, le=10_000)
     resize_quality: int = Field(90, ge=1, le=100)
+    recheck_rejected_after_days: float = Field(7.0, ge=0, le=3650)
+    """A poster rejected for a reason a new download may fix (``truncated``,
+    ``not_an_image``, ``corrupt``) is downloaded again by a run this many days later
+    (0: never)."""
 
     @field_validator("allowed_formats")
     @classmethod
@@ -169,6 +173,18 @@ class PosterSettings(_Paced):
         if not value:
             raise ValueError("must name at least one image format")
         return [v.upper() for v in value]
+
+
+class FailureSettings(_Section):
+    """``[failures]``: when a failure that keeps failing is abandoned.
+
+    A ``fetch_failures`` row is abandoned once it has failed ``max_attempts`` times over
+    at least ``min_age_days`` (from its first failure to its last): later runs no longer
+    retry it and it no longer makes them exit 1 (``--retry-abandoned`` tries it again).
+    """
+
+    max_attempts: int = Field(5, ge=1, le=1000)
+    min_age_days: float = Field(3.0, ge=0, le=3650)
 
 
 def _default_imdb_map() -> dict[str, int]:
@@ -311,6 +327,7 @@ class Settings(_Section):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     tmdb: TmdbSettings = Field(default_factory=TmdbSettings)
     posters: PosterSettings = Field(default_factory=PosterSettings)
+    failures: FailureSettings = Field(default_factory=FailureSettings)
     genres: GenreSettings = Field(default_factory=GenreSettings)
     imdb: ImdbSettings = Field(default_factory=ImdbSettings)
     build: BuildSettings = Field(default_factory=BuildSettings)

@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
     is_flag=True,
     help="Only retry the open failures of earlier runs (no discovery).",
 )
+@click.option(
+    "--retry-abandoned",
+    is_flag=True,
+    help="Also retry the abandoned failures (see [failures] and `reelset failures`).",
+)
 @click.option("--no-posters", is_flag=True, help="Do not download posters after the scrape.")
 @json_option
 @click.pass_obj
@@ -62,14 +67,21 @@ def scrape_command(
     min_popularity: float | None,
     refresh: bool,
     retry_failures: bool,
+    retry_abandoned: bool,
     no_posters: bool,
     as_json: bool,
 ) -> int:
     """Scrape TMDB into the store: one request per movie, rate limited, resumable.
 
-    Exit codes: 0 done; 1 done with failures recorded (retried next run); 2 usage or
-    configuration error; 3 another run holds the store's lock; 4 TMDB refused the
-    credentials; 130 interrupted (the next run resumes).
+    Exit codes: 0 done (failures abandoned under [failures] do not count); 1 done with
+    failures that are new or still retried next run; 2 usage or configuration error; 3
+    another run holds the store's lock; 4 TMDB refused the credentials; 130 interrupted
+    (the next run resumes).
+
+    \b
+    Examples:
+      reelset scrape --strategy changes
+      reelset scrape --retry-failures --retry-abandoned
     """
     if strategy != "ids" and ids_file is not None:
         raise UsageError("--from FILE only goes with --strategy ids")
@@ -83,6 +95,7 @@ def scrape_command(
         min_popularity=min_popularity,
         refresh=refresh,
         retry_failures=retry_failures,
+        retry_abandoned=retry_abandoned,
         posters=not no_posters,
     )
     result = run_scrape(settings, options)
@@ -91,8 +104,9 @@ def scrape_command(
     if result.status == "interrupted":
         log.warning("interrupted: the next `reelset scrape` resumes from the last checkpoint")
     elif result.status == "partial":
+        movies = result.summary["movies"]
         log.warning(
             "%d movies failed; they are in fetch_failures and retried first next run",
-            result.summary["movies"]["failed"],
+            movies["failed"] - movies["failures_abandoned"],
         )
     return result.exit_code

@@ -233,6 +233,11 @@ fetch_failures = Table(
     Column("first_failed_at", UTCDateTime, nullable=False, info=documented()),
     Column("last_failed_at", UTCDateTime, nullable=False, info=documented()),
     Column("resolved_at", UTCDateTime, info=documented()),
+    # open (retried by later runs), abandoned (failed [failures] max_attempts times over
+    # min_age_days: no longer retried automatically) or resolved (resolved_at is set)
+    Column("state", String(16), nullable=False, server_default="open", info=documented()),
+    # when it was abandoned; kept once resolved
+    Column("abandoned_at", UTCDateTime, info=documented()),
     Index(
         "uq_fetch_failures_open",
         "kind",
@@ -241,6 +246,7 @@ fetch_failures = Table(
         sqlite_where=text("resolved_at IS NULL"),
         postgresql_where=text("resolved_at IS NULL"),
     ),
+    Index("ix_fetch_failures_state_kind", "state", "kind"),
 )
 
 run_lock = Table(
