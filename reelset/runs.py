@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 SCRAPE_LOCK = "scrape"
 """Held by scrapes (posters included) and by ``posters verify --repair``."""
 POSTERS_LOCK = "posters"
-"""Held by poster runs of their own and by ``posters verify --repair``."""
+"""Held by poster runs of their own, by a scrape's poster phase (:func:`run_lock`) and by
+``posters verify --repair``: one poster downloader per store."""
 IMDB_LOCK = "imdb"
 """Held by IMDb imports (TSV or cinemagoer)."""
 
@@ -208,6 +209,27 @@ def recorded_run(
                 store.locks.release(name)
             except ReelsetError as exc:  # a stale lock is taken over by the next run
                 log.warning("could not release the %s lock: %s", name, exc)
+
+
+@contextmanager
+def run_lock(store: Store, run: Run, name: str) -> Iterator[None]:
+    """Hold one more lock for a part of ``run`` (a scrape's poster phase: ``posters``).
+
+    Raises :class:`~reelset.errors.LockedError` (naming the holder) at once when a live
+    run holds it. While held, the lock names ``run`` and the run's heartbeat keeps it
+    alive; it is released when the body ends, however it ends.
+    """
+    store.locks.acquire(name)
+    try:
+        store.locks.set_run(name, run.run_id)
+        run.locks = (*run.locks, name)
+        yield
+    finally:
+        run.locks = tuple(n for n in run.locks if n != name)
+        try:
+            store.locks.release(name)
+        except ReelsetError as exc:  # a stale lock is taken over by the next run
+            log.warning("could not release the %s lock: %s", name, exc)
 
 
 def _finish(

@@ -13,6 +13,11 @@ principals, akas, names), so the database must have been built from all of IMDb'
 files; one built from a subset is refused with a one-line error naming what is missing.
 For SQLite URIs cinemagoer uses the standard library's sqlite3; other URIs go through
 SQLAlchemy (2.x works with cinemagoer 2026.8).
+
+Values are held to the TSV import's limits (:mod:`reelset.imdb.tsv`): control characters
+are stripped from text, and a year, runtime, rating or vote count out of range is
+dropped (``None``), so a damaged database cannot put anything into the store that the
+TSV import would refuse; a title without a rating keeps the one stored.
 """
 
 from __future__ import annotations
@@ -29,6 +34,15 @@ from reelset.config import mask_url
 from reelset.console import progress
 from reelset.errors import ConfigError, ReelsetError, error_line
 from reelset.imdb.importer import RUN_COMMAND, ImportReport
+from reelset.imdb.tsv import (
+    MAX_NAME_CHARS,
+    MAX_RATING,
+    MAX_RUNTIME_MINUTES,
+    MAX_VOTES,
+    MAX_YEAR,
+    MIN_YEAR,
+    clean_text,
+)
 from reelset.runs import IMDB_LOCK, recorded_run
 from reelset.storage import Store
 from reelset.storage.imdb import ImdbTitle, imdb_coverage, movie_imdb_ids, upsert_imdb_titles
@@ -36,7 +50,7 @@ from reelset.storage.imdb import ImdbTitle, imdb_coverage, movie_imdb_ids, upser
 log = logging.getLogger(__name__)
 
 _IMDB_ID = re.compile(r"tt(\d{1,10})")
-_YEAR = re.compile(r"(\d{4})")
+_YEAR = re.compile(r"(\d{4})(?!\d)")
 # IMDb's genre names; cinemagoer lower-cases them, the TSV import keeps IMDb's spelling.
 IMDB_GENRES = (
     "Action",
@@ -92,40 +106,65 @@ def _title_type(kind: str) -> str:
     return reverse.get(kind, kind)
 
 
-def _int(value: Any) -> int | None:
+def _int(value: Any, low: int, high: int) -> int | None:
+    """A whole number between ``low`` and ``high`` from an int or a digit string, else ``None``."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
+    if isinstance(value, str):
+        text = value.strip()
+        # The length check first: int() of thousands of digits raises ValueError.
+        if not (text.isdigit() and text.isascii() and len(text) <= len(str(high))):
+            return None
+        value = int(text)
+    if isinstance(value, int) and low <= value <= high:
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
     return None
 
 
+def _rating(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    # Compared before float(): float() of a huge int overflows; NaN fails the comparison.
+    return float(value) if 0 <= value <= MAX_RATING else None
+
+
+def _text(value: Any) -> str | None:
+    return (clean_text(str(value)) or None) if value else None
+
+
+def _name(value: Any) -> str | None:
+    name = _text(value)
+    return name if name is not None and len(name) <= MAX_NAME_CHARS else None
+
+
 def title_from_movie(imdb_id: str, movie: Any) -> ImdbTitle | None:
-    """An :class:`ImdbTitle` from a cinemagoer s3 Movie, or ``None`` when it was not found."""
-    kind = movie.get("kind")
-    if not kind:
+    """An :class:`ImdbTitle` from a cinemagoer s3 Movie, or ``None`` when it was not found.
+
+    A Movie without a usable ``kind`` counts as not found.
+    """
+    kind = _name(movie.get("kind"))
+    if kind is None:
         return None  # cinemagoer returns an (almost) empty Movie for an unknown id
+    title_type = _name(_title_type(kind))
+    if title_type is None:
+        return None
     year_match = _YEAR.match(str(movie.get("year") or ""))
-    runtimes = movie.get("runtimes") or []
+    runtimes = movie.get("runtimes")
+    runtime = runtimes[0] if isinstance(runtimes, list) and runtimes else None
     adult = movie.get("adult")
-    rating = movie.get("rating")
-    votes = movie.get("votes")
-    genres = tuple(
-        sorted({imdb_genre(g) for g in (movie.get("genres") or []) if isinstance(g, str) and g})
-    )
+    listed = movie.get("genres")
+    genres = {_name(g) for g in listed if isinstance(g, str)} if isinstance(listed, list) else ()
     return ImdbTitle(
         imdb_id=imdb_id,
-        title_type=_title_type(str(kind)),
-        primary_title=movie.get("title") or None,
-        original_title=movie.get("original title") or None,
+        title_type=title_type,
+        primary_title=_text(movie.get("title")),
+        original_title=_text(movie.get("original title")),
         is_adult=None if adult is None else bool(adult),
-        start_year=int(year_match.group(1)) if year_match else None,
-        runtime_minutes=_int(runtimes[0]) if runtimes else None,
-        average_rating=float(rating) if isinstance(rating, (int, float)) else None,
-        num_votes=_int(votes),
-        genres=genres,
+        start_year=_int(year_match.group(1), MIN_YEAR, MAX_YEAR) if year_match else None,
+        runtime_minutes=_int(runtime, 0, MAX_RUNTIME_MINUTES),
+        average_rating=_rating(movie.get("rating")),
+        num_votes=_int(movie.get("votes"), 0, MAX_VOTES),
+        genres=tuple(sorted({imdb_genre(g) for g in genres if g is not None})),
     )
 
 
@@ -239,4 +278,3 @@ def import_from_cinemagoer(
         report.elapsed_s = time.monotonic() - started
         run.counts = report.counts()
     return report
-

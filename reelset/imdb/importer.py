@@ -6,6 +6,11 @@ posters). :func:`import_tsv` streams ``title.basics`` (keeping the configured ti
 types) joined with ``title.ratings`` into ``imdb_titles``/``imdb_title_genres`` in
 batches, one transaction each; it is idempotent (see :mod:`reelset.storage.imdb`).
 
+Bad input never costs stored data: a malformed row of either file is counted, sampled
+and skipped, so its title keeps what the store has; a title absent from the ratings
+file keeps its stored rating; a file with no data rows changes nothing, and the summary
+says so in ``notes``.
+
 Every import is one recorded run (command ``imdb import``, :mod:`reelset.runs`) holding
 the store's ``imdb`` lock, so two imports never interleave. SIGINT/SIGTERM stop it after
 the batch being written; the batches written are kept and a rerun converges.
@@ -51,6 +56,7 @@ class ImportReport:
 
     source: dict[str, str]
     title_types: list[str]
+    notes: list[str] = field(default_factory=list)
     written: ImdbUpsertResult = field(default_factory=ImdbUpsertResult)
     basics: ParseStats | None = None
     ratings: ParseStats | None = None
@@ -77,11 +83,18 @@ class ImportReport:
         if self.basics is not None:
             data["basics_rows"] = self.basics.rows
             data["basics_kept"] = self.basics.kept
+            data["basics_rows_cleaned"] = self.basics.cleaned
         if self.ratings is not None:
             data["ratings_rows"] = self.ratings.rows
+            data["ratings_kept"] = self.ratings.kept
         data.update(self.extra)
         data["malformed_rows"] = self.malformed
         return data
+
+    def note(self, text: str) -> None:
+        """Record something the operator should know (in the summary; logged as a warning)."""
+        log.warning("%s", text)
+        self.notes.append(text)
 
     def summary(self) -> dict[str, Any]:
         """Everything for ``print_summary``."""
@@ -91,6 +104,7 @@ class ImportReport:
             **self.source,
             "title_types": self.title_types,
             **self.counts(),
+            "notes": self.notes,
             "malformed_samples": samples,
             "coverage": self.coverage,
             "elapsed_s": round(self.elapsed_s, 1),
@@ -124,6 +138,16 @@ def resolve_import_files(
         if path is not None and not path.is_file():
             raise UsageError(f"{path}: no such file")
     return basics, ratings
+
+
+def _nothing_in(stats: ParseStats, consequence: str, *, of: str = "") -> str:
+    """The note for a file that gave no usable row: why, and what it means."""
+    if not stats.rows:
+        return f"{stats.file} has no data rows: {consequence}"
+    what = f"rows of the title types {of}" if of else "rows"
+    rows = f"{stats.rows:,} data row{'' if stats.rows == 1 else 's'}"
+    bad = f"{stats.malformed:,} malformed"
+    return f"{stats.file} has no usable {what} ({rows}, {bad}): {consequence}"
 
 
 def _titles(rows: list[BasicsRow], ratings: Ratings | None) -> tuple[list[ImdbTitle], int]:
@@ -160,11 +184,13 @@ def import_tsv(
 ) -> ImportReport:
     """Import ``title.basics`` (+ ``title.ratings``) into the store; returns the report.
 
-    Both headers are checked before anything is written. Without a ratings file the
-    stored ratings are left as they are. Titles are written ``batch_size`` per
-    transaction; an interrupted import keeps its finished batches and a rerun converges.
-    The import is a recorded run under the ``imdb`` lock (see the module docstring;
-    :class:`~reelset.errors.LockedError` while another import runs).
+    Both headers are checked before anything is written (an empty file is refused). A
+    title the ratings file does not list, or lists in a malformed row, keeps its stored
+    rating; without a ratings file, or with one without usable rows, no stored rating
+    changes. A file without usable rows is named in ``report.notes``. Titles are written
+    ``batch_size`` per transaction; an interrupted import keeps its finished batches and
+    a rerun converges. The import is a recorded run under the ``imdb`` lock (see the
+    module docstring; :class:`~reelset.errors.LockedError` while another import runs).
     """
     started = time.monotonic()
     check_header(basics, BASICS_COLUMNS)
@@ -184,9 +210,12 @@ def import_tsv(
                 table = read_ratings(ratings, report.ratings, on_bytes=bar.advance)
             if table.duplicates:
                 report.extra["ratings_duplicate_ids"] = table.duplicates
+            if not len(table):
+                report.note(_nothing_in(report.ratings, "no stored rating was changed"))
+                table = None  # the same as no ratings file: stored ratings stay
             run.raise_if_stopped()
         else:
-            log.warning("no title.ratings file: stored ratings and vote counts stay as they are")
+            report.note("no title.ratings file: stored ratings and vote counts stay as they are")
         report.basics = ParseStats(basics.name)
 
         def write(rows: list[BasicsRow]) -> None:
@@ -212,6 +241,10 @@ def import_tsv(
             run.raise_if_stopped()
             if batch:
                 writer.submit(batch)
+        if not report.basics.kept:
+            report.note(
+                _nothing_in(report.basics, "no title was changed", of=", ".join(title_types))
+            )
         report.coverage = imdb_coverage(store).as_dict()
         report.elapsed_s = time.monotonic() - started
         run.counts = report.counts()

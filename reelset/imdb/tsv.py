@@ -7,14 +7,21 @@ in chunks of decompressed bytes and never loaded whole.
 ``title.basics`` has about 11 million rows of which only a few percent are movies, so
 rows are selected by their ``titleType`` with one regular expression over each chunk
 before any row is decoded or split: rows of other types cost almost nothing (and are
-not checked). Kept rows with the wrong column count, a bad id or a bad number are
-counted, sampled with their line numbers, and skipped.
+not checked). Kept rows with the wrong column count, a bad id, a bad or implausible
+number (see the limits below) are counted, sampled with their line numbers, and
+skipped; so are ``title.ratings`` rows with a bad id, a rating outside 0-10 or a bad
+vote count. Every value that passes fits the store's columns, so no input reaches the
+database as an error.
+
+Control characters (NUL, C0 other than tab, DEL, C1) in a kept ``title.basics`` row are
+stripped (and the row counted as cleaned); in ``title.ratings``, whose fields are ids and
+numbers, they make the row malformed. A UTF-8 byte order mark before the header is
+accepted.
 """
 
 from __future__ import annotations
 
 import gzip
-import math
 import queue
 import re
 import threading
@@ -75,6 +82,27 @@ CHUNK_BYTES = 8 * 1024 * 1024
 MAX_SAMPLES = 5
 _MAX_HEADER_BYTES = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+_INT_DIGITS = 18  # int() of a digit string no longer than this can be range-checked
+
+MAX_ID_DIGITS = 14
+"""Digits of a title id after ``tt`` (``imdb_titles.imdb_id`` holds 16 characters)."""
+MAX_NAME_CHARS = 32
+"""Characters of a title type or a genre (``title_type`` and ``genre`` hold 32)."""
+MIN_YEAR, MAX_YEAR = 1800, 2200
+"""Plausible start years: IMDb's earliest titles are from 1874, announced ones reach the 2100s."""
+MAX_RUNTIME_MINUTES = 1_000_000
+"""Longer than any title (the longest on IMDb run under 60,000 minutes); fits an INTEGER."""
+MAX_VOTES = 2**31 - 1
+"""The largest vote count ``imdb_titles.num_votes`` (a 32-bit INTEGER) holds."""
+MAX_RATING = 10.0
+"""IMDb's ratings are between 0 and 10."""
+
+# NUL, the C0 controls but tab and line feed (carriage return included: the one ending a
+# CRLF line is removed first), DEL, and the C1 controls U+0080-U+009F (UTF-8 \xc2\x80-\x9f).
+_C0_DEL = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
+_C1 = re.compile(rb"\xc2[\x80-\x9f]")
+_CONTROL_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class ImdbFileError(UsageError):
@@ -83,12 +111,18 @@ class ImdbFileError(UsageError):
 
 @dataclass
 class ParseStats:
-    """What reading one file found: data rows, rows kept, malformed rows (with samples)."""
+    """What reading one file found: data rows, rows kept, malformed rows (with samples).
+
+    ``rows`` counts every data row (the header excluded), so ``rows == 0`` means the file
+    had no data rows at all.
+    """
 
     file: str
     rows: int = 0
     kept: int = 0
     malformed: int = 0
+    cleaned: int = 0
+    """Kept rows whose control characters were stripped."""
     samples: list[str] = field(default_factory=list)
 
     def bad(self, line_number: int, reason: str) -> None:
@@ -156,12 +190,20 @@ def _read_error(path: Path, exc: BaseException) -> ImdbFileError:
 
 
 def read_header(stream: BinaryIO, path: Path, expected: tuple[str, ...]) -> bytes:
-    """Read the header row (returned) and raise :class:`ImdbFileError` unless it is ``expected``."""
+    """Read the header row (returned) and raise :class:`ImdbFileError` unless it is ``expected``.
+
+    A UTF-8 byte order mark before the header is accepted; an empty file is refused.
+    """
     try:
         line = stream.readline(_MAX_HEADER_BYTES)
     except (OSError, EOFError, zlib.error) as exc:
         raise _read_error(path, exc) from None
-    text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+    if not line:
+        raise ImdbFileError(
+            f"{path}: not an IMDb {_kind(expected)} file: the file is empty (not even a header)"
+        )
+    body = line[len(_BOM) :] if line.startswith(_BOM) else line
+    text = body.decode("utf-8", errors="replace").rstrip("\r\n")
     if tuple(text.split("\t")) != expected:
         shown = text if len(text) <= 120 else text[:117] + "..."
         raise ImdbFileError(
@@ -205,29 +247,63 @@ def iter_chunks(stream: BinaryIO, path: Path, chunk_bytes: int = CHUNK_BYTES) ->
         yield tail
 
 
-def _number(text: str, name: str) -> int | None:
-    if text == NULL:
-        return None
+def _number(text: str, name: str, low: int, high: int) -> int:
     if not (text.isdigit() and text.isascii()):
         raise MalformedRow(f"{name} is not a whole number: {text[:40]!r}")
-    return int(text)
+    # The length is checked before int(): int() of thousands of digits raises ValueError.
+    value = int(text) if len(text) <= _INT_DIGITS else high + 1
+    if not low <= value <= high:
+        raise MalformedRow(f"{name} {text[:40]!r} is not between {low} and {high}")
+    return value
 
 
-def parse_basics_line(line: bytes) -> BasicsRow:
-    """Parse one ``title.basics`` data row (raises :class:`MalformedRow` with the reason)."""
+def strip_controls(line: bytes) -> bytes | None:
+    """``line`` without its control characters (see the module docstring); ``None`` if none."""
+    stripped = line.translate(None, _C0_DEL)
+    if 0xC2 in stripped:  # an int: a memchr, many times faster than b"\xc2" in 3.11
+        stripped = _C1.sub(b"", stripped)
+    return None if len(stripped) == len(line) else stripped
+
+
+def clean_text(text: str) -> str:
+    """``text`` without control characters (for titles from other sources than a TSV row)."""
+    return _CONTROL_TEXT.sub("", text)
+
+
+def parse_basics_line(line: bytes, stats: ParseStats | None = None) -> BasicsRow:
+    """Parse one ``title.basics`` data row (raises :class:`MalformedRow` with the reason).
+
+    Control characters are stripped first (the row counted in ``stats.cleaned``); then
+    every value is checked to fit the store: id, title type and genre lengths, year and
+    runtime within the limits above. (Written for speed: it runs for every kept row.)
+    """
+    if line[-1:] == b"\r":
+        line = line[:-1]
+    stripped = line.translate(None, _C0_DEL)  # strip_controls, inlined
+    if 0xC2 in stripped:
+        stripped = _C1.sub(b"", stripped)
+    if len(stripped) != len(line):
+        line = stripped
+        if stats is not None:
+            stats.cleaned += 1
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedRow("not valid UTF-8") from None
-    if text[-1:] == "\r":
-        text = text[:-1]
     f = text.split("\t")
     if len(f) != 9:
         raise MalformedRow(f"{len(f)} columns, expected 9")
-    tconst, _, primary, original, adult, year, _, runtime, genres = f
+    tconst, title_type, primary, original, adult, year, _, runtime, genres = f
     digits = tconst[2:]
-    if tconst[:2] != "tt" or not (digits.isdigit() and digits.isascii()):
+    if not (
+        tconst[:2] == "tt"
+        and digits.isdigit()
+        and digits.isascii()
+        and len(digits) <= MAX_ID_DIGITS
+    ):
         raise MalformedRow(f"not an IMDb title id: {tconst[:40]!r}")
+    if not 0 < len(title_type) <= MAX_NAME_CHARS:
+        raise MalformedRow(f"titleType {title_type[:40]!r} is empty or too long")
     if adult == "0":
         is_adult: bool | None = False
     elif adult == "1":
@@ -236,16 +312,26 @@ def parse_basics_line(line: bytes) -> BasicsRow:
         is_adult = None
     else:
         raise MalformedRow(f"isAdult is {adult[:40]!r}, expected 0 or 1")
+    if genres == NULL or not genres:
+        names: tuple[str, ...] = ()
+    else:
+        names = tuple(genres.split(","))
+        if "" in names:
+            names = tuple(x for x in names if x)
+        if len(genres) > MAX_NAME_CHARS:  # only then can one genre be too long
+            for name in names:
+                if len(name) > MAX_NAME_CHARS:
+                    raise MalformedRow(f"genre {name[:40]!r} is longer than {MAX_NAME_CHARS}")
     return BasicsRow(
         int(digits),
         tconst,
-        f[1],
+        title_type,
         None if primary == NULL else primary,
         None if original == NULL else original,
         is_adult,
-        None if year == NULL else _number(year, "startYear"),
-        None if runtime == NULL else _number(runtime, "runtimeMinutes"),
-        () if genres == NULL or not genres else tuple(x for x in genres.split(",") if x),
+        None if year == NULL else _number(year, "startYear", MIN_YEAR, MAX_YEAR),
+        None if runtime == NULL else _number(runtime, "runtimeMinutes", 0, MAX_RUNTIME_MINUTES),
+        names,
     )
 
 
@@ -329,7 +415,7 @@ def iter_basics(
             counted_at, counted_line = 0, line_number
             for match in pattern.finditer(buf):
                 try:
-                    row = parse_basics_line(match.group(1))
+                    row = parse_basics_line(match.group(1), stats)
                 except MalformedRow as exc:
                     start = match.start() + 1
                     counted_line += buf.count(b"\n", counted_at, start)
@@ -375,22 +461,36 @@ class Ratings:
         return [(ratings[i], votes[i]) if hit else None for i, hit in enumerate(found)]
 
 
+def _shown(field: bytes) -> str:
+    return repr(field[:40].decode("utf-8", errors="replace"))
+
+
 def _parse_rating(line: bytes) -> tuple[int, float, int]:
-    f = line.rstrip(b"\r").split(b"\t")
+    """Parse one ``title.ratings`` data row: ``(title number, rating, votes)``.
+
+    Only ASCII digits (and the rating's one ``.``) pass: a sign, a space, an exponent, a
+    control character or ``nan`` makes the row malformed, as do a rating outside 0-10 and
+    a vote count the store cannot hold.
+    """
+    if line[-1:] == b"\r":
+        line = line[:-1]
+    f = line.split(b"\t")
     if len(f) != 3:
         raise MalformedRow(f"{len(f)} columns, expected 3")
     tconst, rating_text, votes_text = f
-    if not (tconst.startswith(b"tt") and tconst[2:].isdigit()):
-        raise MalformedRow(f"not an IMDb title id: {tconst[:40]!r}")
-    try:
-        rating = float(rating_text)
-    except ValueError:
-        raise MalformedRow(f"averageRating is {rating_text[:40]!r}") from None
-    if not (math.isfinite(rating) and 0.0 <= rating <= 10.0):
-        raise MalformedRow(f"averageRating {rating_text[:40]!r} is not between 0 and 10")
+    digits = tconst[2:]
+    if not (tconst[:2] == b"tt" and digits.isdigit() and len(digits) <= MAX_ID_DIGITS):
+        raise MalformedRow(f"not an IMDb title id: {_shown(tconst)}")
+    if not rating_text.replace(b".", b"", 1).isdigit():
+        raise MalformedRow(f"averageRating is not a number: {_shown(rating_text)}")
+    rating = float(rating_text)
+    if not rating <= MAX_RATING:
+        raise MalformedRow(f"averageRating {_shown(rating_text)} is not between 0 and 10")
     if not votes_text.isdigit():
-        raise MalformedRow(f"numVotes is {votes_text[:40]!r}")
-    return int(tconst[2:]), rating, int(votes_text)
+        raise MalformedRow(f"numVotes is not a whole number: {_shown(votes_text)}")
+    if len(votes_text) > _INT_DIGITS or int(votes_text) > MAX_VOTES:
+        raise MalformedRow(f"numVotes {_shown(votes_text)} is not between 0 and {MAX_VOTES}")
+    return int(digits), rating, int(votes_text)
 
 
 def read_ratings(
@@ -400,7 +500,11 @@ def read_ratings(
     on_bytes: Callable[[int], None] | None = None,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> Ratings:
-    """Read a whole ``title.ratings`` file into :class:`Ratings` (header checked first)."""
+    """Read a whole ``title.ratings`` file into :class:`Ratings` (header checked first).
+
+    Malformed rows (see :func:`_parse_rating`) are recorded in ``stats`` and left out:
+    their titles are absent from the result, like titles the file does not list.
+    """
     numbers, ratings, votes = array("q"), array("d"), array("q")
     with open_dataset(path) as (stream, raw):
         read_header(stream, path, RATINGS_COLUMNS)
@@ -459,6 +563,13 @@ def verify_dataset_file(path: Path, expected: tuple[str, ...] | None) -> int:
 __all__ = [
     "BASICS_COLUMNS",
     "DATASET_HEADERS",
+    "MAX_ID_DIGITS",
+    "MAX_NAME_CHARS",
+    "MAX_RATING",
+    "MAX_RUNTIME_MINUTES",
+    "MAX_VOTES",
+    "MAX_YEAR",
+    "MIN_YEAR",
     "RATINGS_COLUMNS",
     "BasicsRow",
     "ImdbFileError",
@@ -466,11 +577,13 @@ __all__ = [
     "ParseStats",
     "Ratings",
     "check_header",
+    "clean_text",
     "iter_basics",
     "iter_chunks",
     "open_dataset",
     "parse_basics_line",
     "read_header",
     "read_ratings",
+    "strip_controls",
     "verify_dataset_file",
 ]

@@ -1,8 +1,10 @@
 """Poster downloads: each movie's poster fetched, verified, stored by content, recorded.
 
 :func:`download_posters` is what ``reelset scrape`` calls at its end and what ``reelset
-posters`` runs. It selects the movies whose poster is needed (no row yet, ``failed``, or
-a ``movies.poster_path`` different from the one the row was made for), then, with its
+posters`` runs. It selects the movies whose poster is needed (no row yet, ``failed``,
+``rejected`` for a reason a new download may fix at least ``[posters]
+recheck_rejected_after_days`` ago, or a ``movies.poster_path`` different from the one the
+row was made for), then, with its
 own worker pool and politeness limiter (``[posters] max_workers`` / ``rate_limit``,
 separate from the API's so posters never starve metadata requests):
 
@@ -12,7 +14,9 @@ separate from the API's so posters never starve metadata requests):
 2. streams the body with a timeout and the ``max_bytes`` cap, retrying transient failures;
 3. verifies it completely with Pillow (:mod:`reelset.posters.verify`), in
    verifier processes for large runs (:mod:`reelset.posters.verify_pool`,
-   ``[posters] verify_processes``);
+   ``[posters] verify_processes``), within the attempt: a body that is truncated, not an
+   image or corrupt counts as a failed download and is downloaded again (step 2's
+   retries); it is ``rejected`` when the same bytes fail twice or the retries run out;
 4. writes it atomically to ``posters_dir/<sha256[:2]>/<sha256>.<ext>`` unless a file with
    those bytes is already there (then it is *shared*), plus the optional training copy;
 5. records the ``posters`` row (batched), and ``fetch_failures`` for failed downloads.
@@ -22,11 +26,12 @@ most an unreferenced file (``verify`` calls it an orphan) or a temporary file.
 
 Called on its own (``reelset posters``, or from Python) it is one recorded run under the
 ``posters`` lock (:mod:`reelset.runs`); a scrape and ``verify --repair`` run it inside
-their own run.
+their own run, holding the ``posters`` lock too: one poster downloader per store.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import queue
@@ -42,9 +47,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import requests
 from PIL import Image
 
-from reelset.config import Settings
+from reelset.config import FailureSettings, Settings
 from reelset.console import progress
-from reelset.errors import ConfigError, Interrupted
+from reelset.errors import ConfigError, Interrupted, ReelsetError
 from reelset.posters.fetch import (
     FetchPolicy,
     PosterFetchError,
@@ -62,7 +67,7 @@ from reelset.posters.filestore import (
     sha256_hex,
 )
 from reelset.posters.verify import (
-    PosterRejected,
+    RETRYABLE_REJECTIONS,
     VerifiedImage,
     training_copy,
     verify_image,
@@ -79,6 +84,7 @@ from reelset.storage import Store
 from reelset.storage.posters import (
     PosterRow,
     PosterTarget,
+    Recheck,
     count_poster_targets,
     iter_poster_targets,
     upsert_poster_rows,
@@ -150,6 +156,8 @@ class PosterSummary:
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     failed: int = 0
     failed_by_reason: Counter[str] = field(default_factory=Counter)
+    abandoned: int = 0
+    """Failed posters whose failure is abandoned (``[failures]``): not retried next run."""
     missing: int = 0
     bytes: int = 0
     bytes_written: int = 0
@@ -158,6 +166,11 @@ class PosterSummary:
     retries: int = 0
     elapsed_s: float = 0.0
     interrupted: bool = False
+
+    @property
+    def open_failures(self) -> int:
+        """Failed posters that are new or retried next run: these make a run partial."""
+        return self.failed - self.abandoned
 
     @property
     def posters_per_s(self) -> float:
@@ -237,7 +250,12 @@ class _Downloader:
         self._present_lock = threading.Lock()
         self._retries = 0
         self._retries_lock = threading.Lock()
-        self.files.prepare()
+        try:
+            self.files.prepare()
+        except OSError as exc:
+            raise ReelsetError(
+                f"cannot use the posters folder {self.files.root}: {exc.strerror or exc}"
+            ) from None
         warm_up_verification()
         self.verifier = VerifierPool(verify_processes) if verify_processes > 0 else None
 
@@ -275,7 +293,7 @@ class _Downloader:
         try:
             poster_url(self.base_url(), self.size, target.poster_path)
         except PosterFetchError as exc:
-            return self._rejected(target, exc.reason, exc.detail, None, 0)
+            return self._without_file(target, "rejected", exc.reason, exc.detail, None, 0)
         return None
 
     @property
@@ -296,19 +314,30 @@ class _Downloader:
         with self._retries_lock:
             self._retries += 1
 
-    def _rejected(
-        self, target: PosterTarget, reason: str, detail: str, url: str | None, made: int
+    def _without_file(
+        self,
+        target: PosterTarget,
+        status: str,
+        reason: str,
+        detail: str,
+        url: str | None,
+        made: int,
+        *,
+        http_status: int | None = None,
     ) -> _Outcome:
+        """The outcome of a poster that is not kept after ``made`` requests: ``failed``
+        (not had this time; the next run tries again) or ``rejected`` (not kept; when it
+        was downloaded, ``downloaded_at`` dates the rejection for the recheck)."""
         row = PosterRow(
             target.tmdb_id,
-            "rejected",
+            status,
             poster_path=target.poster_path,
             source_url=url,
             error=redact(f"{reason}: {detail}")[:1000],
             attempts=_attempts(target, made),
-            downloaded_at=utcnow() if made else None,
+            downloaded_at=utcnow() if status == "rejected" and made else None,
         )
-        return _Outcome(row, reason=reason, requests=made)
+        return _Outcome(row, reason=reason, http_status=http_status, requests=made)
 
     def process(self, target: PosterTarget) -> _Outcome:
         """Download, verify, store one poster (in a worker thread)."""
@@ -318,6 +347,8 @@ class _Downloader:
         url = poster_url(self.base_url(), self.size, target.poster_path)
         source = public_url(url)
         try:
+            # Verified within each attempt: bytes a flaky server cut short or replaced by
+            # an error page are downloaded again (see reelset.posters.fetch).
             fetched = fetch_poster(
                 self.session,
                 url,
@@ -325,41 +356,22 @@ class _Downloader:
                 limiter=self.limiter,
                 stop=self.stop,
                 on_retry=self._count_retry,
+                verify=self._verify,
             )
         except PosterFetchError as exc:
             if exc.reason == "cancelled":
                 return _Outcome(None, requests=exc.attempts)
-            if exc.rejected:
-                return self._rejected(target, exc.reason, exc.detail, source, exc.attempts)
-            row = PosterRow(
-                target.tmdb_id,
-                "failed",
-                poster_path=target.poster_path,
-                source_url=source,
-                error=redact(f"{exc.reason}: {exc.detail}")[:1000],
-                attempts=_attempts(target, exc.attempts),
+            return self._without_file(
+                target,
+                "rejected" if exc.rejected else "failed",
+                exc.reason,
+                exc.detail,
+                source,
+                exc.attempts,
+                http_status=exc.http_status,
             )
-            return _Outcome(
-                row, reason=exc.reason, http_status=exc.http_status, requests=exc.attempts
-            )
-        data = fetched.data
-        try:
-            image = self._verify(data)
-        except VerifierCrashed as exc:
-            row = PosterRow(
-                target.tmdb_id,
-                "failed",
-                poster_path=target.poster_path,
-                source_url=source,
-                error=f"verifier_crashed: {exc}",
-                attempts=_attempts(target, fetched.attempts),
-            )
-            return _Outcome(row, reason="verifier_crashed", requests=fetched.attempts)
-        except PosterRejected as exc:
-            detail = exc.detail
-            if fetched.content_type:
-                detail += f" (served as {fetched.content_type[:60]})"
-            return self._rejected(target, exc.reason, detail, source, fetched.attempts)
+        data, image = fetched.data, fetched.image
+        assert image is not None  # fetch_poster verified it
         sha = sha256_hex(data)
         rel = poster_relpath(sha, image.extension)
         try:
@@ -367,15 +379,10 @@ class _Downloader:
             resized = self._training_copy(sha, data) if self.cfg.resize_max_side else None
         except OSError as exc:
             log.warning("cannot write poster file %s: %s", rel, exc)
-            row = PosterRow(
-                target.tmdb_id,
-                "failed",
-                poster_path=target.poster_path,
-                source_url=source,
-                error=f"write_error: {exc.__class__.__name__}: {exc.strerror or exc}"[:1000],
-                attempts=_attempts(target, fetched.attempts),
+            detail = f"{exc.__class__.__name__}: {exc.strerror or exc}"
+            return self._without_file(
+                target, "failed", "write_error", detail, source, fetched.attempts
             )
-            return _Outcome(row, reason="write_error", requests=fetched.attempts)
         row = PosterRow(
             target.tmdb_id,
             "ok",
@@ -400,13 +407,21 @@ class _Downloader:
         )
 
     def _verify(self, data: bytes) -> VerifiedImage:
-        if self.verifier is not None:
-            return self.verifier.verify(
+        """Verify downloaded bytes (in a verifier process when there are some).
+
+        Raises :class:`~reelset.posters.verify.PosterRejected`, or a (final)
+        :class:`PosterFetchError` ``verifier_crashed`` when the decoder process died.
+        """
+        try:
+            if self.verifier is not None:
+                return self.verifier.verify(
+                    data, allowed_formats=self.cfg.allowed_formats, max_pixels=self.cfg.max_pixels
+                )
+            return verify_image(
                 data, allowed_formats=self.cfg.allowed_formats, max_pixels=self.cfg.max_pixels
             )
-        return verify_image(
-            data, allowed_formats=self.cfg.allowed_formats, max_pixels=self.cfg.max_pixels
-        )
+        except VerifierCrashed as exc:
+            raise PosterFetchError("verifier_crashed", str(exc)) from None
 
     def _lock_for(self, sha: str) -> threading.Lock:
         return self._sha_locks[int(sha[:4], 16) % _SHA_LOCKS]
@@ -452,11 +467,19 @@ class _Downloader:
 class _Recorder:
     """Collects outcomes in the main thread and writes them to the store in batches."""
 
-    def __init__(self, store: Store, summary: PosterSummary, run: Run, own_run: bool) -> None:
+    def __init__(
+        self,
+        store: Store,
+        summary: PosterSummary,
+        run: Run,
+        own_run: bool,
+        lifecycle: FailureSettings | None = None,
+    ) -> None:
         self.store = store
         self.summary = summary
         self.run = run
         self.own_run = own_run  # the run's counts are this summary's
+        self.lifecycle = lifecycle  # when a failure is abandoned
         self._pending: list[_Outcome] = []
         self._seen: set[int] = set()
         self._last_flush = time.monotonic()
@@ -516,13 +539,32 @@ class _Recorder:
         for outcome in pending:
             row = outcome.row
             if row is not None and row.status == "failed":
-                self.store.failures.record(
+                entry = self.store.failures.record(
                     FAILURE_KIND,
                     str(row.tmdb_id),
                     run_id=self.run.run_id,
                     error=row.error or "failed",
                     http_status=outcome.http_status,
+                    lifecycle=self.lifecycle,
                 )
+                if not entry.pending:
+                    self.summary.abandoned += 1
+                    log.warning(
+                        "poster of movie %s abandoned after %d attempts: no longer retried "
+                        "(--retry-abandoned tries it again)",
+                        row.tmdb_id,
+                        entry.attempts,
+                    )
+
+
+def rejected_recheck(settings: Settings, now: dt.datetime | None = None) -> Recheck | None:
+    """Which ``rejected`` posters a run downloads again: those rejected for a reason a new
+    download may fix, ``[posters] recheck_rejected_after_days`` ago or longer (``None``
+    when that is 0: never)."""
+    days = settings.posters.recheck_rejected_after_days
+    if days <= 0:
+        return None
+    return Recheck(RETRYABLE_REJECTIONS, (now or utcnow()) - dt.timedelta(days=days))
 
 
 def verify_processes_for(settings: Settings, total: int) -> int:
@@ -612,6 +654,7 @@ def download_posters(
     tmdb_ids: Iterable[int] | None = None,
     retry_rejected: bool = False,
     force: bool = False,
+    retry_abandoned: bool = False,
     run: Run | None = None,
     stop: threading.Event | None = None,
     show_progress: bool = True,
@@ -620,16 +663,18 @@ def download_posters(
 
     ``tmdb_ids=None`` considers every movie; otherwise only these. A movie is downloaded
     when it has no poster row, its row is ``failed`` (or ``rejected``, with
-    ``retry_rejected``), or its ``poster_path`` changed since; ``force`` downloads the
+    ``retry_rejected``) and its failure not abandoned (or ``retry_abandoned``), or its
+    ``poster_path`` changed since; ``force`` downloads the
     given movies regardless. The image base URL is ``image_base_url``, else ``[tmdb]
     image_base_url``, else ``client.image_base_url()`` (asked only when needed).
 
     Without ``run`` this is a run of its own, like ``reelset posters``: command
     ``posters`` under the ``posters`` lock (see :mod:`reelset.runs`; raises
     :class:`~reelset.errors.LockedError` when it is held), ending ``partial`` when some
-    downloads failed. Inside another run (a scrape's, ``verify --repair``'s) pass that
-    ``run``: failures carry its id and its stop event stops the downloads. Failed
-    downloads go to ``fetch_failures`` (kind ``poster``). On SIGINT/SIGTERM (or when
+    downloads failed (failures abandoned under ``[failures]`` aside). Inside another run
+    (a scrape's, ``verify --repair``'s) pass that ``run``: failures carry its id and its
+    stop event stops the downloads. Failed downloads go to ``fetch_failures`` (kind
+    ``poster``). On SIGINT/SIGTERM (or when
     ``stop`` is set) the work in flight is finished and recorded, then
     :class:`PostersInterrupted` (an :class:`~reelset.errors.Interrupted`) is raised.
     """
@@ -639,12 +684,17 @@ def download_posters(
         return _download(
             store, settings, within, own_run=own_run, client=client,
             image_base_url=image_base_url, ids=ids, retry_rejected=retry_rejected,
-            force=force, show_progress=show_progress,
+            force=force, show_progress=show_progress, retry_abandoned=retry_abandoned,
         )
 
     if run is not None:
         return download(run, False)
-    params = {"retry_rejected": retry_rejected, "tmdb_ids": ids, "force": force}
+    params = {
+        "retry_rejected": retry_rejected,
+        "retry_abandoned": retry_abandoned,
+        "tmdb_ids": ids,
+        "force": force,
+    }
     with recorded_run(store, COMMAND, params, locks=(POSTERS_LOCK,), stop=stop) as own:
         try:
             summary = download(own, True)
@@ -652,7 +702,7 @@ def download_posters(
             own.counts = exc.summary.as_dict()
             raise
         own.counts = summary.as_dict()
-        own.status = "partial" if summary.failed else "succeeded"
+        own.status = "partial" if summary.open_failures else "succeeded"
     return summary
 
 
@@ -668,13 +718,18 @@ def _download(
     retry_rejected: bool,
     force: bool,
     show_progress: bool,
+    retry_abandoned: bool = False,
 ) -> PosterSummary:
     started = time.monotonic()
     stop = run.stop
     summary = PosterSummary()
     if ids is not None and not ids:
         return summary
-    total = count_poster_targets(store, ids, retry_rejected=retry_rejected, force=force)
+    recheck = rejected_recheck(settings)
+    total = count_poster_targets(
+        store, ids, retry_rejected=retry_rejected, force=force, retry_abandoned=retry_abandoned,
+        recheck=recheck,
+    )
     summary.movies = total
     if total == 0:
         return summary
@@ -687,13 +742,14 @@ def _download(
         stop=stop,
         verify_processes=verify_processes_for(settings, total),
     )
-    recorder = _Recorder(store, summary, run, own_run)
+    recorder = _Recorder(store, summary, run, own_run, settings.failures)
     log.info(
         "posters: %d movie(s) to fetch with %d workers at most %s", total, cfg.max_workers,
         cfg.rate_limit,
     )
     targets: Iterator[PosterTarget] = iter_poster_targets(
-        store, ids, retry_rejected=retry_rejected, force=force
+        store, ids, retry_rejected=retry_rejected, force=force, retry_abandoned=retry_abandoned,
+        recheck=recheck,
     )
     inflight: set[Future[_Outcome]] = set()
     pool = ThreadPoolExecutor(cfg.max_workers, thread_name_prefix="reelset-poster")

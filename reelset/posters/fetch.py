@@ -17,6 +17,15 @@ shared transport (:mod:`reelset.transport.retry`: 408, 425, 429, 5xx, connection
 timeouts and bodies cut short are retried with exponential backoff and jitter,
 ``Retry-After`` is honoured); here a 429 counts as an ordinary retry. Every attempt
 passes the politeness limiter first and is counted.
+
+Given a ``verify`` function, :func:`fetch_poster` also verifies each downloaded body
+inside the retried attempt. Bytes that fail verification for a reason a new download
+can fix (:data:`~reelset.posters.verify.RETRYABLE_REJECTIONS`: ``truncated``,
+``not_an_image``, ``corrupt``, as a cache or proxy serves now and then) are a transient
+failure (:class:`BadBody`), retried with backoff like a network error. They are rejected
+for good when the same bytes (same SHA-256) fail twice, or when the retries run out;
+any other rejection (``decompression_bomb``, ``format_not_allowed``, ``too_large``) is
+final at once.
 """
 
 from __future__ import annotations
@@ -24,12 +33,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
 from reelset.errors import ConfigError
+from reelset.posters.filestore import sha256_hex
+from reelset.posters.verify import RETRYABLE_REJECTIONS, PosterRejected, VerifiedImage
 from reelset.transport.errors import Cancelled, FetchError, TransientError
 from reelset.transport.limiter import LimiterCancelled, SlidingWindowLimiter
 from reelset.transport.retry import (
@@ -69,6 +80,13 @@ class PosterFetchError(FetchError):
         self.attempts = attempts
 
 
+class BadBody(TransientError):
+    """Downloaded bytes that failed verification in a way a new download may fix.
+
+    ``reason`` is the verification's (``truncated``, ``not_an_image``, ``corrupt``).
+    """
+
+
 def poster_retry_policy(
     max_retries: int = 3, backoff_initial_s: float = 0.5, backoff_max_s: float = 10.0
 ) -> RetryPolicy:
@@ -92,11 +110,17 @@ class FetchPolicy:
 
 @dataclass(frozen=True)
 class Fetched:
-    """A downloaded body with how many attempts it took."""
+    """A downloaded body with how many attempts it took (and what verification found)."""
 
     data: bytes
     attempts: int
     content_type: str
+    image: VerifiedImage | None = None
+
+
+Verify = Callable[[bytes], VerifiedImage]
+"""Verifies downloaded bytes: returns what they are or raises
+:class:`~reelset.posters.verify.PosterRejected` (or :class:`PosterFetchError`)."""
 
 
 def check_base_url(image_base_url: str) -> str:
@@ -220,6 +244,27 @@ def _attempt(
         raise request_failure(exc) from None
 
 
+def _checked(fetched: Fetched, verify: Verify, failed: set[str]) -> Fetched:
+    """``fetched`` with its verified image; a rejection a new download may fix is a
+    :class:`BadBody` the first time these bytes fail (``failed`` holds their SHA-256s)."""
+    try:
+        image = verify(fetched.data)
+    except PosterRejected as exc:
+        detail = exc.detail
+        if fetched.content_type:
+            detail += f" (served as {fetched.content_type[:60]})"
+        if exc.reason not in RETRYABLE_REJECTIONS:
+            raise PosterFetchError(exc.reason, detail, rejected=True) from None
+        digest = sha256_hex(fetched.data)
+        if digest in failed:
+            raise PosterFetchError(
+                exc.reason, f"{detail}; the same bytes twice", rejected=True
+            ) from None
+        failed.add(digest)
+        raise BadBody(detail, reason=exc.reason) from None
+    return replace(fetched, image=image)
+
+
 def fetch_poster(
     session: requests.Session,
     url: str,
@@ -228,13 +273,18 @@ def fetch_poster(
     limiter: SlidingWindowLimiter | None = None,
     stop: threading.Event | None = None,
     on_retry: Callable[[], None] | None = None,
+    verify: Verify | None = None,
 ) -> Fetched:
     """Download ``url`` with retries; raises :class:`PosterFetchError` when it cannot be had.
 
     A rejection (``too_large``) ends the download at once; failures that stay after the
     retries say how many attempts were made; a set ``stop`` gives reason ``cancelled``.
+    With ``verify``, each body is verified within its attempt (see the module docstring)
+    and the result carries the :class:`~reelset.posters.verify.VerifiedImage`; bytes
+    that fail it twice, or on every attempt, are rejected with the verification's reason.
     """
     attempts = 0
+    failed_bodies: set[str] = set()
 
     def once() -> Fetched:
         nonlocal attempts
@@ -244,7 +294,8 @@ def fetch_poster(
             except LimiterCancelled:
                 raise Cancelled("stopped while waiting for the rate limiter") from None
         attempts += 1
-        return _attempt(session, url, policy, limiter)
+        fetched = _attempt(session, url, policy, limiter)
+        return _checked(fetched, verify, failed_bodies) if verify is not None else fetched
 
     retry = retrying(
         policy.retry,
@@ -264,6 +315,10 @@ def fetch_poster(
         if exc.transient:
             detail += f" (after {attempts} attempt{'s' if attempts != 1 else ''})"
         raise PosterFetchError(
-            exc.reason, detail, http_status=exc.http_status, attempts=attempts
+            exc.reason,
+            detail,
+            rejected=isinstance(exc, BadBody),
+            http_status=exc.http_status,
+            attempts=attempts,
         ) from None
-    return Fetched(fetched.data, attempts, fetched.content_type)
+    return replace(fetched, attempts=attempts)

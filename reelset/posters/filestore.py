@@ -14,6 +14,7 @@ temporary file, never a partial file under a final name; :meth:`PosterFiles.scan
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -24,6 +25,8 @@ from pathlib import Path
 from reelset.files import TEMP_PREFIX as TEMP_PREFIX
 from reelset.files import TempFile, fsync_dir, temp_file, write_bytes
 from reelset.files import temp_is_stale as temp_is_stale
+
+log = logging.getLogger(__name__)
 
 _HEX64 = r"[0-9a-f]{64}"
 _NAME = rf"(?P<sha>{_HEX64})(?:\.r(?P<side>[1-9][0-9]{{0,4}}))?\.(?P<ext>[a-z0-9]{{1,5}})"
@@ -77,7 +80,12 @@ class PosterFiles:
         return self.root / relpath
 
     def prepare(self) -> None:
-        """Create the root and its 256 shard folders, durably, before concurrent writes."""
+        """Create the root and its 256 shard folders, durably, before concurrent writes.
+
+        Raises :class:`OSError` when the root cannot be made. A shard with something
+        else than a folder in its place is left alone (with a warning): writes to it
+        fail, one poster at a time, and the others go on.
+        """
         with self._lock:
             self._make_root()
             made = False
@@ -85,7 +93,11 @@ class PosterFiles:
                 shard = f"{value:02x}"
                 folder = self.root / shard
                 if not folder.is_dir():
-                    folder.mkdir(exist_ok=True)
+                    try:
+                        folder.mkdir(exist_ok=True)
+                    except FileExistsError:
+                        log.warning("%s is not a folder: posters cannot be written there", folder)
+                        continue
                     made = True
                 self._shards_made.add(shard)
             if made:

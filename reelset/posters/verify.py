@@ -13,6 +13,12 @@ in the summary):
 ``truncated``            the data ends before the image does
 ``corrupt``              the image data is damaged in another way
 
+The last three (:data:`RETRYABLE_REJECTIONS`) are what a flaky cache or proxy serves now
+and then, so the downloader first treats them as a failed download and tries again; only
+the same bytes failing twice (or every retry failing) makes them a rejection. A rejected
+poster with one of these reasons is also tried again by a later run after ``[posters]
+recheck_rejected_after_days``. The others are final at once.
+
 The pixel limit is checked on the header's size, before anything is decoded, and never
 by changing Pillow's global ``Image.MAX_IMAGE_PIXELS`` (other threads use it). An image
 above Pillow's own limit counts as a bomb even when ``max_pixels`` is higher, so Pillow's
@@ -41,6 +47,9 @@ REJECT_REASONS = (
     "truncated",
     "corrupt",
 )
+
+RETRYABLE_REJECTIONS = ("not_an_image", "truncated", "corrupt")
+"""Rejection reasons a new download of the same URL may not repeat (see above)."""
 
 FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 """File extension per Pillow format name (other allowed formats use the lower-case name)."""

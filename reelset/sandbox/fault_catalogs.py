@@ -19,7 +19,12 @@ import hashlib
 from dataclasses import dataclass
 
 from reelset.sandbox.catalog import Catalog
-from reelset.sandbox.poster_faults import IMAGE_FAULT_KINDS, ImageFault, hostile_name
+from reelset.sandbox.poster_faults import (
+    IMAGE_FAULT_KINDS,
+    ImageFault,
+    decompression_bomb_png,
+    hostile_name,
+)
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -61,7 +66,8 @@ def poster_fault_catalog(
 
     Each kind goes to ``per_kind`` movies; ``duplicate`` goes to one group of
     ``max(3, per_kind)`` movies whose different file names serve identical bytes;
-    ``transient_500`` posters fail their first ``attempts`` requests. File names look like
+    ``transient_500`` posters fail their first ``attempts`` requests, ``truncated_once`` and
+    ``html_once`` posters their first request only. File names look like
     ordinary TMDB poster names except for the ``hostile_*`` kinds.
     """
     if per_kind < 1:
@@ -91,10 +97,17 @@ def poster_fault_catalog(
                 name = hostile_name(kind, tmdb_id)
             else:
                 name = _plain_token(kind, tmdb_id)
-            fault = ImageFault(kind, attempts=attempts, group="0" if kind == "duplicate" else "")
+            fault = ImageFault(
+                kind,
+                attempts=1 if kind.endswith("_once") else attempts,
+                group="0" if kind == "duplicate" else "",
+            )
             catalog.set_image_fault(tmdb_id, fault, name)
             ids_by_kind.setdefault(kind, []).append(tmdb_id)
             files_by_kind.setdefault(kind, []).append(name)
+    # The bomb's bytes take about a second of CPU to make: make them now, so that serving
+    # one never costs a client's request timeout on a loaded machine.
+    decompression_bomb_png()
     return PosterFaultCatalog(catalog, ids_by_kind, files_by_kind)
 
 

@@ -9,6 +9,13 @@ A catalog maps a poster file name to an :class:`ImageFault`; the server then ans
     a JPEG (no end-of-image marker): the file downloads fine and fails to decode.
 ``html_as_jpeg``
     200 with ``Content-Type: image/jpeg`` and an HTML error page as the body.
+``truncated_once``
+    Served like ``truncated_jpeg`` for the first ``attempts`` requests of the URL, then
+    the real picture: a transient fault of a cache or proxy that a new download fixes.
+    The truncated bytes are the same each time.
+``html_once``
+    Served like ``html_as_jpeg`` (an HTML page as ``image/jpeg``) for the first
+    ``attempts`` requests of the URL, then the real picture.
 ``not_found``
     404, like the image CDN for a file it does not have.
 ``transient_500``
@@ -28,6 +35,11 @@ A catalog maps a poster file name to an :class:`ImageFault`; the server then ans
     ``../../x.jpg``, ``..%2F..%2Fx.jpg``, a 300-character name, a non-ASCII name, and a name
     with spaces, ``?`` and ``#``. The server only looks names up in a table; it never
     touches the file system with them.
+
+The transient kinds (:data:`TRANSIENT_KINDS`) count the requests of each URL from the
+server's start (or its last ``reset_counters``); :func:`poster_fault_catalog
+<reelset.sandbox.fault_catalogs.poster_fault_catalog>` makes the ``*_once`` kinds bad for
+one request.
 """
 
 from __future__ import annotations
@@ -43,6 +55,8 @@ from PIL import Image
 IMAGE_FAULT_KINDS: tuple[str, ...] = (
     "truncated_jpeg",
     "html_as_jpeg",
+    "truncated_once",
+    "html_once",
     "not_found",
     "transient_500",
     "oversized",
@@ -55,6 +69,9 @@ IMAGE_FAULT_KINDS: tuple[str, ...] = (
     "hostile_unicode",
     "hostile_chars",
 )
+
+TRANSIENT_KINDS = frozenset({"transient_500", "truncated_once", "html_once"})
+"""Kinds that misbehave for the first ``attempts`` requests of a URL only."""
 
 # Kinds whose body is a normal, decodable picture (the fault is in the name or the group).
 PICTURE_KINDS = frozenset(
@@ -74,7 +91,8 @@ HTML_ERROR_PAGE = (
 
 @dataclass(frozen=True)
 class ImageFault:
-    """A poster file that misbehaves: its ``kind``, and ``attempts`` for transient kinds.
+    """A poster file that misbehaves: its ``kind``, and ``attempts`` for transient kinds
+    (:data:`TRANSIENT_KINDS`: how many requests of the URL misbehave before it is served).
 
     ``group`` names the shared picture of ``duplicate`` files (same group, same bytes).
     """

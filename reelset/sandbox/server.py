@@ -42,6 +42,7 @@ from reelset.sandbox.genres import genre_list_payload
 from reelset.sandbox.poster_faults import (
     HTML_ERROR_PAGE,
     OVERSIZED_BYTES,
+    TRANSIENT_KINDS,
     decompression_bomb_png,
     oversized,
     truncated,
@@ -520,11 +521,12 @@ class Sandbox:
         if target.kind != "fault" or target.fault is None:
             return _Reply(200, self._picture(target, size), "image/jpeg")
         fault = target.fault
-        self._counters.image_fault(fault.kind)
         kind = fault.kind
+        if kind not in TRANSIENT_KINDS or attempt <= fault.attempts:
+            self._counters.image_fault(kind)  # a transient kind over its attempts is fine
         if kind == "not_found":
             return _plain_reply(404, "Not Found")
-        if kind == "html_as_jpeg":
+        if kind == "html_as_jpeg" or (kind == "html_once" and attempt <= fault.attempts):
             return _Reply(200, HTML_ERROR_PAGE, "image/jpeg")
         if kind == "bomb":
             return _Reply(200, decompression_bomb_png(), "image/png")
@@ -533,7 +535,7 @@ class Sandbox:
                           "text/html; charset=utf-8")
         seed = f"duplicate-group:{fault.group}" if kind == "duplicate" else ""
         picture = self._picture(target, size, seed)
-        if kind == "truncated_jpeg":
+        if kind == "truncated_jpeg" or (kind == "truncated_once" and attempt <= fault.attempts):
             return _Reply(200, truncated(picture), "image/jpeg")
         if kind in ("oversized", "oversized_chunked"):
             body = oversized(picture, self.oversized_bytes)

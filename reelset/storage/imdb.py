@@ -3,6 +3,11 @@
 ``imported_at`` records when a title's stored content last changed: a title whose fields
 and genre set are unchanged is not written at all, so re-importing the same dump leaves
 every row (``imported_at`` included) as it was.
+
+A title handed over without a rating (``average_rating`` and ``num_votes`` both
+``None``) keeps the rating it has stored: IMDb's ratings file lists only rated titles, so
+a title missing from it (a malformed row, a partial or header-only file) says nothing
+about its rating and must not erase it.
 """
 
 from __future__ import annotations
@@ -117,9 +122,11 @@ def upsert_imdb_titles(
 
     A title whose fields and genre set equal the stored ones is not written (its
     ``imported_at`` stays); a changed one is updated, its genres replaced and its
-    ``imported_at`` set to ``now``; a new one is inserted. With ``with_ratings=False``
-    (no ratings file given) the stored ``average_rating``/``num_votes`` are neither
-    compared nor changed, and new titles get none. The last of duplicate ids wins.
+    ``imported_at`` set to ``now``; a new one is inserted. A stored title given without
+    a rating (both rating fields ``None``) keeps its stored rating and vote count. With
+    ``with_ratings=False`` (no ratings file given) the stored ``average_rating``/
+    ``num_votes`` are neither compared nor changed, and new titles get none. The last of
+    duplicate ids wins.
     """
     latest: dict[str, ImdbTitle] = {t.imdb_id: t for t in titles}
     if not latest:
@@ -135,15 +142,18 @@ def upsert_imdb_titles(
         changed_rows: list[tuple[Any, ...]] = []
         written: list[ImdbTitle] = []
         values_of = attrgetter(*fields)
+        rated_at = len(_TITLE_FIELDS)  # the rating fields come last
         for imdb_id, title in latest.items():
             values = values_of(title)
             old = stored.get(imdb_id)
             if old is None:
                 new_rows.append((imdb_id, *values))
-            elif old != values or stored_genres.get(imdb_id, set()) != set(title.genres):
-                changed_rows.append((imdb_id, *values))
             else:
-                continue
+                if with_ratings and title.average_rating is None and title.num_votes is None:
+                    values = values[:rated_at] + old[rated_at:]  # not rated here: keep stored
+                if old == values and stored_genres.get(imdb_id, set()) == set(title.genres):
+                    continue
+                changed_rows.append((imdb_id, *values))
             written.append(title)
 
         stamp = {"imported_at": now}

@@ -3,8 +3,10 @@
 Store-side functions taking a :class:`~reelset.storage.store.Store`: which movies need a
 poster download, batch upserts of poster rows, and the rows ``reelset posters verify``
 checks. Statuses: ``ok`` (a verified file), ``failed`` (could not be downloaded; retried
-by the next ``reelset posters``), ``rejected`` (downloaded but not kept, or an invalid
-``poster_path``; the reason is in ``error``) and ``missing`` (TMDB has no poster).
+by the next ``reelset posters`` until its ``poster`` failure is abandoned), ``rejected``
+(downloaded but not kept, or an invalid ``poster_path``; ``error`` starts with the
+reason, as ``<reason>: <detail>``; downloaded again when a :class:`Recheck` names it)
+and ``missing`` (TMDB has no poster).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Text, and_, cast, exists, func, or_, select
 
 from reelset.storage import schema
 from reelset.storage.store import Store
 
 POSTER_STATUSES = ("ok", "failed", "rejected", "missing")
+POSTER_FAILURE_KIND = "poster"
+"""The ``fetch_failures.kind`` of failed poster downloads (key: the tmdb_id)."""
 _ID_CHUNK = 5000
 
 
@@ -32,6 +36,18 @@ class PosterTarget:
     previous_status: str | None = None
     previous_poster_path: str | None = None
     previous_attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """Which ``rejected`` posters a run downloads again on its own.
+
+    Those rejected for one of ``reasons`` (the code their ``error`` starts with, e.g.
+    ``truncated``) whose rejection (``downloaded_at``) is at or before ``before``.
+    """
+
+    reasons: tuple[str, ...]
+    before: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -66,18 +82,48 @@ POSTER_COLUMNS = schema.column_names(schema.posters)
 """The ``posters`` columns, each a :class:`PosterRow` field of that name."""
 
 
-def _needs_fetch(retry_rejected: bool) -> ColumnElement[bool]:
+def _needs_fetch(
+    retry_rejected: bool, retry_abandoned: bool = False, recheck: Recheck | None = None
+) -> ColumnElement[bool]:
     m, p = schema.movies, schema.posters
     statuses = ["failed", "rejected"] if retry_rejected else ["failed"]
     return or_(
         p.c.tmdb_id.is_(None),
-        p.c.status.in_(statuses),
+        and_(p.c.status.in_(statuses), *([] if retry_abandoned else [~_abandoned_failure()])),
         p.c.poster_path.is_distinct_from(m.c.poster_path),
+        *([_due_for_recheck(recheck)] if recheck is not None and recheck.reasons else []),
+    )
+
+
+def _due_for_recheck(recheck: Recheck) -> ColumnElement[bool]:
+    """The row is ``rejected`` for one of the recheck's reasons, long enough ago."""
+    p = schema.posters
+    return and_(
+        p.c.status == "rejected",
+        p.c.downloaded_at <= recheck.before,
+        or_(*(p.c.error.startswith(f"{r}:", autoescape=True) for r in recheck.reasons)),
+    )
+
+
+def _abandoned_failure() -> ColumnElement[bool]:
+    """The movie's ``poster`` failure is abandoned: no longer retried automatically."""
+    m, f = schema.movies, schema.fetch_failures
+    return exists().where(
+        f.c.kind == POSTER_FAILURE_KIND,
+        f.c.key == cast(m.c.tmdb_id, Text),
+        f.c.resolved_at.is_(None),
+        f.c.state == "abandoned",
     )
 
 
 def _target_query(
-    *, retry_rejected: bool, force: bool, ids: Sequence[int] | None, after: int | None
+    *,
+    retry_rejected: bool,
+    force: bool,
+    ids: Sequence[int] | None,
+    after: int | None,
+    retry_abandoned: bool = False,
+    recheck: Recheck | None = None,
 ) -> Any:
     m, p = schema.movies, schema.posters
     stmt = (
@@ -92,7 +138,7 @@ def _target_query(
         .where(m.c.status != "gone")
     )
     if not force:
-        stmt = stmt.where(_needs_fetch(retry_rejected))
+        stmt = stmt.where(_needs_fetch(retry_rejected, retry_abandoned, recheck))
     if ids is not None:
         stmt = stmt.where(m.c.tmdb_id.in_(ids))
     if after is not None:
@@ -116,13 +162,22 @@ def count_poster_targets(
     *,
     retry_rejected: bool = False,
     force: bool = False,
+    retry_abandoned: bool = False,
+    recheck: Recheck | None = None,
 ) -> int:
     """How many movies :func:`iter_poster_targets` would yield."""
     ids = sorted(set(tmdb_ids)) if tmdb_ids is not None else None
     total = 0
     with store.read() as conn:
         for chunk in _chunks(ids):
-            stmt = _target_query(retry_rejected=retry_rejected, force=force, ids=chunk, after=None)
+            stmt = _target_query(
+                retry_rejected=retry_rejected,
+                force=force,
+                ids=chunk,
+                after=None,
+                retry_abandoned=retry_abandoned,
+                recheck=recheck,
+            )
             total += int(
                 conn.execute(
                     select(func.count()).select_from(stmt.order_by(None).subquery())
@@ -138,12 +193,16 @@ def iter_poster_targets(
     retry_rejected: bool = False,
     force: bool = False,
     page_size: int = 2000,
+    retry_abandoned: bool = False,
+    recheck: Recheck | None = None,
 ) -> Iterator[PosterTarget]:
     """Movies (not ``gone``) whose poster needs downloading, in ``tmdb_id`` order.
 
     That is: no poster row yet, status ``failed`` (and ``rejected`` with
-    ``retry_rejected``), or a ``movies.poster_path`` different from the one the row was
-    made for. ``force`` yields every movie. ``tmdb_ids`` restricts the movies considered.
+    ``retry_rejected``) unless its ``poster`` failure is abandoned (those too with
+    ``retry_abandoned``), a ``rejected`` row that ``recheck`` names, or a
+    ``movies.poster_path`` different from the one the row was made for. ``force`` yields
+    every movie. ``tmdb_ids`` restricts the movies considered.
     Pages are read lazily (keyset pagination), so rows written meanwhile are fine.
     """
     ids = sorted(set(tmdb_ids)) if tmdb_ids is not None else None
@@ -152,7 +211,12 @@ def iter_poster_targets(
         while True:
             with store.read() as conn:
                 stmt = _target_query(
-                    retry_rejected=retry_rejected, force=force, ids=chunk, after=after
+                    retry_rejected=retry_rejected,
+                    force=force,
+                    ids=chunk,
+                    after=after,
+                    retry_abandoned=retry_abandoned,
+                    recheck=recheck,
                 )
                 rows = conn.execute(stmt.limit(page_size)).all()
             if not rows:

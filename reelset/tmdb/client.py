@@ -27,6 +27,15 @@ from reelset.config import Credentials, Settings
 from reelset.errors import ConfigError
 from reelset.redaction import register_secrets
 from reelset.storage.records import Genre, MovieRecord
+from reelset.tmdb.responses import (
+    MAX_ID,
+    Validator,
+    movie_validator,
+    validate_configuration,
+    validate_find,
+    validate_genres,
+    validate_page,
+)
 from reelset.transport.http import HttpTransport
 from reelset.transport.limiter import SlidingWindowLimiter
 from reelset.transport.retry import RetryPolicy
@@ -43,23 +52,34 @@ MAX_TEXT = 20_000
 
 
 def _text(value: Any, *, limit: int = MAX_TEXT) -> str | None:
-    """A cleaned string, or None for missing/empty/non-string values."""
+    """A cleaned string, or None for missing/empty/non-string values.
+
+    Control characters are removed and lone surrogates (which JSON can carry but UTF-8
+    cannot) become ``?``.
+    """
     if not isinstance(value, str):
         return None
+    value = value.encode("utf-8", "replace").decode("utf-8")
     value = _CONTROL_RE.sub("", value).strip()
     return value[:limit] if value else None
 
 
 def _int(value: Any) -> int | None:
+    """An integer the store can hold (32-bit), or None for anything else."""
+    number: int | None = None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
+        number = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit() and len(text) <= 11:
+            number = int(text)
+    if number is None or not -MAX_ID - 1 <= number <= MAX_ID:
+        return None
+    return number
 
 
 def _float(value: Any) -> float | None:
@@ -159,26 +179,6 @@ def parse_movie(details: Mapping[str, Any]) -> MovieRecord:
     )
 
 
-def _validate_movie(expected_id: int) -> Any:
-    def check(body: Any) -> None:
-        if not isinstance(body, Mapping):
-            raise ValueError("movie body is not a JSON object")
-        if _int(body.get("id")) != expected_id:
-            raise ValueError(f"movie body has id {body.get('id')!r}, expected {expected_id}")
-
-    return check
-
-
-def _validate_page(body: Any) -> None:
-    if not isinstance(body, Mapping) or not isinstance(body.get("results"), list):
-        raise ValueError("list body without a 'results' list")
-
-
-def _validate_object(body: Any) -> None:
-    if not isinstance(body, Mapping):
-        raise ValueError("body is not a JSON object")
-
-
 # -- tmdbsimple endpoints bound to our transport -----------------------------------------
 
 
@@ -197,7 +197,7 @@ class _Endpoint(tmdbsimple.base.TMDB):
         self.headers = {"Accept": "application/json"}
         self.session = transport.session
         self.timeout = transport.timeout_s
-        self._validate: Any = None
+        self._validate: Validator | None = None
 
     def _get_params(self, params: dict[str, Any] | None) -> dict[str, Any]:
         # The key is added by the transport's auth hook, so it never sits in a URL we hold.
@@ -317,7 +317,7 @@ class TmdbClient:
         """Requests sent, 429s received (``throttled``) and retries so far."""
         return self.transport.counters.as_dict()
 
-    def _endpoint(self, cls: type[_Endpoint], *args: Any, validate: Any = None) -> Any:
+    def _endpoint(self, cls: type[_Endpoint], *args: Any, validate: Validator) -> Any:
         endpoint = cls(self.transport, self.base_url, *args)
         endpoint._validate = validate
         return endpoint
@@ -329,7 +329,7 @@ class TmdbClient:
         appends = ["external_ids"]
         if self.settings.tmdb.append_keywords:
             appends.append("keywords")
-        endpoint = self._endpoint(_Movies, int(tmdb_id), validate=_validate_movie(int(tmdb_id)))
+        endpoint = self._endpoint(_Movies, int(tmdb_id), validate=movie_validator(int(tmdb_id)))
         body: dict[str, Any] = endpoint.info(
             append_to_response=",".join(appends), language=self.settings.tmdb.language
         )
@@ -341,7 +341,7 @@ class TmdbClient:
 
     def genres(self) -> list[Genre]:
         """TMDB's movie genre list (origin ``tmdb``)."""
-        body = self._endpoint(_Genres, validate=_validate_object).movie_list(
+        body = self._endpoint(_Genres, validate=validate_genres).movie_list(
             language=self.settings.tmdb.language
         )
         out: dict[int, Genre] = {}
@@ -358,7 +358,7 @@ class TmdbClient:
         with self._config_lock:
             if self._configuration is None:
                 self._configuration = self._endpoint(
-                    _Configuration, validate=_validate_object
+                    _Configuration, validate=validate_configuration
                 ).info()
             return dict(self._configuration)
 
@@ -381,7 +381,7 @@ class TmdbClient:
 
     def find_imdb(self, imdb_id: str) -> list[int]:
         """TMDB movie ids for an IMDb id (``/find/{tt}?external_source=imdb_id``)."""
-        body = self._endpoint(_Find, imdb_id, validate=_validate_object).info(
+        body = self._endpoint(_Find, imdb_id, validate=validate_find).info(
             external_source="imdb_id"
         )
         ids = [
@@ -393,7 +393,7 @@ class TmdbClient:
 
     def popular(self, page: int) -> dict[str, Any]:
         """One page of ``/movie/popular``."""
-        body: dict[str, Any] = self._endpoint(_Movies, validate=_validate_page).popular(
+        body: dict[str, Any] = self._endpoint(_Movies, validate=validate_page).popular(
             page=page, language=self.settings.tmdb.language
         )
         return body
@@ -416,12 +416,12 @@ class TmdbClient:
             "page": page,
             "language": self.settings.tmdb.language,
         }
-        body: dict[str, Any] = self._endpoint(_Discover, validate=_validate_page).movie(**params)
+        body: dict[str, Any] = self._endpoint(_Discover, validate=validate_page).movie(**params)
         return body
 
     def changes(self, start: dt.date, end: dt.date, page: int = 1) -> dict[str, Any]:
         """One page of ``/movie/changes`` between two dates (at most 14 days apart)."""
-        body: dict[str, Any] = self._endpoint(_Changes, validate=_validate_page).movie(
+        body: dict[str, Any] = self._endpoint(_Changes, validate=validate_page).movie(
             start_date=start.isoformat(), end_date=end.isoformat(), page=page
         )
         return body

@@ -39,6 +39,7 @@ from reelset.config import Settings
 from reelset.errors import UsageError
 from reelset.redaction import redact_url
 from reelset.tmdb.client import TmdbClient
+from reelset.tmdb.responses import MAX_ID
 from reelset.transport.errors import (
     FetchError,
     NotFoundError,
@@ -100,13 +101,18 @@ def _popularity(item: Mapping[str, Any]) -> float | None:
     return None
 
 
+def _valid_id(value: Any) -> bool:
+    """Whether ``value`` is a TMDB id the store can hold (an int in 1..2^31-1)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
+
+
 def _list_candidates(body: Mapping[str, Any], include_adult: bool) -> list[Candidate]:
     out = []
     for item in body.get("results") or []:
         if not isinstance(item, Mapping):
             continue
         tmdb_id = item.get("id")
-        if not isinstance(tmdb_id, int) or isinstance(tmdb_id, bool) or tmdb_id <= 0:
+        if not _valid_id(tmdb_id):
             continue
         if item.get("adult") is True and not include_adult:
             continue
@@ -375,9 +381,9 @@ class ExportStrategy(Strategy):
             try:
                 item = json.loads(raw)
                 tmdb_id = item["id"]
-                if not isinstance(tmdb_id, int) or isinstance(tmdb_id, bool) or tmdb_id <= 0:
+                if not _valid_id(tmdb_id):
                     raise ValueError
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 self.bad_lines += 1
                 continue
             if item.get("adult") is True and not include_adult:

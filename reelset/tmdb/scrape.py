@@ -10,7 +10,9 @@ The work, in order:
 1. TMDB's genre list is stored (ids it lacks are named from ``[genres.patch]`` or stored
    as ``Unknown (<id>)`` when a movie carries them).
 2. Open ``fetch_failures`` of earlier runs are retried first and resolved when they
-   succeed (with ``--retry-failures`` that is all a run does).
+   succeed (with ``--retry-failures`` that is all a run does). A failure that has failed
+   ``[failures] max_attempts`` times over ``min_age_days`` is abandoned: no later run
+   retries it, and discovery leaves its movie out, unless ``--retry-abandoned``.
 3. The strategy lists candidates page by page; they are grouped into batches of
    ``storage.batch_size``, fetched by ``tmdb.max_workers`` threads (one request per
    movie) and written batch by batch. While batch *k* is written, batch *k+1* is already
@@ -18,7 +20,12 @@ The work, in order:
    checkpoint; a later run with the same strategy and parameters resumes from it, and
    since every write is idempotent, the store converges to the same contents as an
    uninterrupted run.
-4. Posters (unless ``--no-posters`` or ``posters.enabled = false``).
+4. Posters (unless ``--no-posters`` or ``posters.enabled = false``), under the
+   ``posters`` lock as well: when another poster download holds it, they are skipped with
+   a warning (the next run downloads them). Failed posters make the run ``partial``.
+
+The run ends ``partial`` (exit 1) when it recorded failures that are new or still open
+(retried next run); failures abandoned by this run are counted and logged, not that.
 
 SIGINT/SIGTERM set the run's stop event: workers stop taking new movies, the writes of
 finished ones are made, and the run is recorded as ``interrupted`` (exit 130).
@@ -38,9 +45,16 @@ from typing import Any
 
 from reelset.config import Settings
 from reelset.console import progress
-from reelset.errors import AuthError, Interrupted, ReelsetError, UsageError, error_line
+from reelset.errors import (
+    AuthError,
+    Interrupted,
+    LockedError,
+    ReelsetError,
+    UsageError,
+    error_line,
+)
 from reelset.redaction import redact_url
-from reelset.runs import SCRAPE_LOCK, Run, recorded_run
+from reelset.runs import POSTERS_LOCK, SCRAPE_LOCK, Run, recorded_run, run_lock
 from reelset.storage import Store
 from reelset.storage.records import MovieRecord
 from reelset.tmdb.client import TmdbClient, parse_movie
@@ -76,6 +90,8 @@ class ScrapeOptions:
     min_popularity: float | None = None
     refresh: bool = False
     retry_failures: bool = False
+    retry_abandoned: bool = False
+    """Retry abandoned failures too (and let discovery list their movies again)."""
     posters: bool = True
     page_cap: int = MAX_PAGES
     """Largest page a listing is read to (TMDB: 500); lower only in tests."""
@@ -91,6 +107,7 @@ class ScrapeOptions:
             "min_popularity": self.min_popularity,
             "refresh": self.refresh,
             "retry_failures": self.retry_failures,
+            "retry_abandoned": self.retry_abandoned,
             "posters": self.posters,
         }
 
@@ -109,6 +126,10 @@ class ScrapeCounts:
     skipped: int = 0
     failures_retried: int = 0
     failures_resolved: int = 0
+    failures_abandoned: int = 0
+    """Failures of this run that reached ``[failures]``'s limit (or stayed abandoned)."""
+    abandoned_skipped: int = 0
+    """Movies discovery listed that were left out: their failure is abandoned."""
     imdb_unresolved: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -183,6 +204,10 @@ class ScrapeJob:
         self._seen: set[int] = set()
         self._scrape_elapsed: float | None = None
         self._retried: set[int] = set()
+        self._retried_finds: set[str] = set()
+        self._abandoned_movies: set[str] = set()
+        self._abandoned_finds: set[str] = set()
+        self._pending_failures = 0  # new or still open: these make the run partial
         self._posters_error: str | None = None
 
     # -- the run -------------------------------------------------------------------------
@@ -215,7 +240,7 @@ class ScrapeJob:
                 raise self._auth_error
             if self._interrupted or self.stop.is_set():
                 status, code = "interrupted", EXIT_INTERRUPTED
-            elif self.counts.failed or self._posters_error is not None:
+            elif self._pending_failures or self._posters_error is not None:
                 status, code = "partial", EXIT_FAILURES
             else:
                 status, code = "succeeded", EXIT_OK
@@ -279,12 +304,24 @@ class ScrapeJob:
     # -- failures of earlier runs -----------------------------------------------------------
 
     def _retry_open_failures(self) -> None:
-        movie_keys = [f.key for f in self.store.failures.open("movie")]
-        find_keys = [f.key for f in self.store.failures.open("find")]
+        failures = self.store.failures
+        everything = self.options.retry_abandoned
+        movie_keys = [f.key for f in failures.open("movie", include_abandoned=everything)]
+        find_keys = [f.key for f in failures.open("find", include_abandoned=everything)]
+        if not everything:
+            self._abandoned_movies = failures.abandoned_keys("movie")
+            self._abandoned_finds = failures.abandoned_keys("find")
+            if self._abandoned_movies or self._abandoned_finds:
+                log.info(
+                    "not retrying %d abandoned failures (reelset failures --state abandoned; "
+                    "--retry-abandoned tries them)",
+                    len(self._abandoned_movies) + len(self._abandoned_finds),
+                )
         self._open_movie_keys = set(movie_keys)
         self._open_find_keys = set(find_keys)
         candidates = [Candidate(int(k)) for k in movie_keys if k.isdigit()]
         self._retried = {c.tmdb_id for c in candidates if c.tmdb_id is not None}
+        self._retried_finds = set(find_keys)
         candidates += [Candidate(None, imdb_id=k) for k in find_keys]
         if not candidates:
             return
@@ -396,6 +433,11 @@ class ScrapeJob:
             and candidate.popularity < minimum
         ):
             return False
+        if self._abandoned(candidate):
+            self.counts.abandoned_skipped += 1
+            return False
+        if candidate.tmdb_id is None and candidate.imdb_id in self._retried_finds:
+            return False  # looked up already, as a failure retried first
         if candidate.tmdb_id is not None:
             if candidate.tmdb_id in self._retried:
                 return False
@@ -404,6 +446,12 @@ class ScrapeJob:
                     return False
                 self._seen.add(candidate.tmdb_id)
         return True
+
+    def _abandoned(self, candidate: Candidate) -> bool:
+        """Whether the candidate's failure is abandoned (not retried automatically)."""
+        if candidate.tmdb_id is not None:
+            return str(candidate.tmdb_id) in self._abandoned_movies
+        return candidate.imdb_id is not None and candidate.imdb_id in self._abandoned_finds
 
     # -- fetching and writing -----------------------------------------------------------------
 
@@ -499,10 +547,27 @@ class ScrapeJob:
             self.store.movies.mark_gone(gone)
             self.counts.gone += len(gone)
         for kind, key, error, status in failures:
-            self.store.failures.record(
-                kind, key, run_id=self.run_id, error=error, http_status=status
+            entry = self.store.failures.record(
+                kind,
+                key,
+                run_id=self.run_id,
+                error=error,
+                http_status=status,
+                lifecycle=self.settings.failures,
             )
             log.warning("%s %s failed: %s", kind, key, error)
+            if entry.pending:
+                self._pending_failures += 1
+            else:
+                self.counts.failures_abandoned += 1
+                log.warning(
+                    "%s %s abandoned after %d attempts since %s: no longer retried "
+                    "(--retry-abandoned tries it again)",
+                    kind,
+                    key,
+                    entry.attempts,
+                    entry.first_failed_at.strftime("%Y-%m-%d"),
+                )
         self.counts.failed += len(failures)
         for o in outcomes:
             for imdb_id in o.unresolved_imdb:
@@ -530,9 +595,20 @@ class ScrapeJob:
     def _download_posters(self) -> None:
         from reelset.posters.download import download_posters
 
+        assert self._run is not None
         try:
-            # Within this run: its id, its stop event, its lock (no run or lock of its own).
-            summary = download_posters(self.store, self.settings, client=self.client, run=self._run)
+            # Within this run (its id, its stop event), holding the posters lock too: one
+            # poster downloader per store. When another holds it, the posters wait for
+            # the next run and this one still succeeds.
+            with run_lock(self.store, self._run, POSTERS_LOCK):
+                summary = download_posters(
+                    self.store, self.settings, client=self.client, run=self._run
+                )
+        except LockedError as exc:
+            reason = error_line(exc)
+            log.warning("posters skipped (another poster download is running): %s", reason)
+            self._posters = {"skipped": reason}
+            return
         except Interrupted:
             self._interrupted = True
             self._posters = {"interrupted": True}
@@ -545,6 +621,7 @@ class ScrapeJob:
             self._posters = {"error": self._posters_error}
             return
         self._posters = summary.as_dict()
+        self._pending_failures += summary.open_failures  # recorded failures: partial, exit 1
         if summary.failed:
             log.warning("%d posters failed (recorded in fetch_failures)", summary.failed)
 

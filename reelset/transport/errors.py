@@ -18,6 +18,13 @@ import requests
 from reelset.errors import ReelsetError
 from reelset.redaction import redact
 
+BAD_URL_EXCEPTIONS: tuple[type[requests.RequestException], ...] = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+)
+"""What requests raises for an address it cannot use (e.g. where a redirect pointed)."""
+
 
 class FetchError(ReelsetError):
     """A request that failed (after its retries). The message never holds a secret.
@@ -112,6 +119,8 @@ def describe_exception(exc: BaseException) -> str:
         return "the body's Content-Encoding does not decode"
     if any(isinstance(e, requests.TooManyRedirects) for e in chain):
         return "too many redirects"
+    if any(isinstance(e, BAD_URL_EXCEPTIONS) for e in chain):
+        return "invalid URL"
     if any(isinstance(e, requests.exceptions.SSLError) for e in chain):
         return "TLS error"
     if any(isinstance(e, requests.ConnectionError) for e in chain):

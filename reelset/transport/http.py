@@ -8,7 +8,8 @@ Endpoint code (:mod:`reelset.tmdb.client`) never sleeps or retries: it hands a U
   connections kept alive and pooled per worker),
 - maps the answer: 401 -> :class:`~reelset.errors.AuthError` (never retried), anything
   else that is not 2xx by :func:`~reelset.transport.retry.status_error` (404 ->
-  ``NotFoundError``, 429 -> ``ThrottledError``: everyone pauses and the pace drops),
+  ``NotFoundError``, 429 -> ``ThrottledError``); every answer's status is reported to the
+  limiter, which lowers the pace on 429s and lets it grow back on the others,
 - retries what :func:`~reelset.transport.retry.is_retryable` accepts, including truncated
   or unparsable bodies, with :func:`~reelset.transport.retry.retrying`,
 - and keeps counters (requests sent, 429s received, retries).
@@ -66,7 +67,8 @@ def _server_message(body: bytes) -> str:
     except (ValueError, UnicodeDecodeError):
         message = ""
     message = re.sub(r"[\x00-\x1f\x7f]+", " ", message).strip()
-    return redact(message[:200])
+    # Redacted before it is cut: a cut could leave part of an echoed secret unmatched.
+    return redact(message)[:200]
 
 
 @dataclass
@@ -123,7 +125,9 @@ class HttpTransport:
         """GET ``url`` and return its JSON body, retrying transient failures.
 
         ``validate`` may raise ``ValueError`` for a body of the wrong shape; that counts as
-        an unparsable body (retried). Raises :class:`FetchError` subclasses or AuthError.
+        a bad body like an unparsable one (retried; reason ``invalid_body``). Raises
+        :class:`FetchError` subclasses or AuthError (a redirect to an unparsable address is
+        a :class:`ClientError`).
         """
         return self._retrying(limited)(self._attempt_json, url, params, validate, limited)
 
@@ -186,20 +190,30 @@ class HttpTransport:
             if limiter is not None and slot is not None:
                 limiter.release(slot, answered=False)
             raise request_failure(exc, f"{describe_exception(exc)} ({where})", url=where) from None
+        except ValueError:
+            # Our URLs are valid, so this is a redirect to an address that does not parse
+            # (``Location: http://[::1``): the server's fault, not a bug of ours.
+            if limiter is not None and slot is not None:
+                limiter.release(slot, answered=False)
+            raise ClientError(
+                f"the server redirected to an invalid URL ({where})", url=where, reason="bad_url"
+            ) from None
         except BaseException:
             if limiter is not None and slot is not None:
                 limiter.release(slot, answered=False)
             raise
-        # The server decided on the request before it sent these headers.
+        # The server decided on the request before it sent these headers; its status is
+        # the limiter's feedback (429: slow down; anything else: accepted).
         if limiter is not None and slot is not None:
-            limiter.release(slot)
+            retry_after = None
+            if response.status_code == 429:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            limiter.release(slot, status=response.status_code, retry_after=retry_after)
         return response
 
     def _check_status(self, response: requests.Response, where: str) -> None:
         status = response.status_code
         if 200 <= status < 300:
-            if self.limiter is not None:
-                self.limiter.succeeded()
             return
         body = b""
         try:
@@ -218,9 +232,6 @@ class HttpTransport:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if status == 429:
             self.counters.add("throttled")
-            if self.limiter is not None:
-                pause = retry_after if retry_after is not None else self.policy.backoff_initial_s
-                self.limiter.throttled(pause)
         raise status_error(
             status, f"HTTP {status} from {where}{detail}", url=where, retry_after=retry_after
         )
@@ -241,16 +252,25 @@ class HttpTransport:
             response.close()
         try:
             data = json.loads(raw)
-            if validate is not None:
-                validate(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            reason = "not JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)[:120]
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             raise TransientError(
-                f"unparsable response body from {where} ({reason}; {len(raw)} bytes)",
+                f"unparsable response body from {where} (not JSON; {len(raw)} bytes)",
                 http_status=response.status_code,
                 url=where,
                 reason="unparsable",
             ) from None
+        if validate is not None:
+            try:
+                validate(data)
+            except ValueError as exc:
+                # Redacted before it is cut, so no part of an echoed secret survives.
+                problem = redact(" ".join(str(exc).split()))[:160]
+                raise TransientError(
+                    f"unusable response body from {where} ({problem}; {len(raw)} bytes)",
+                    http_status=response.status_code,
+                    url=where,
+                    reason="invalid_body",
+                ) from None
         return data
 
     def _attempt_stream(self, url: str, limited: bool) -> requests.Response:

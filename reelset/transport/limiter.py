@@ -23,9 +23,38 @@ whatever the jitter, at the cost of only the jitter actually seen. A small fixed
 schedule when a grant wakes up a little late), so a window's N requests do not all leave
 at once; bursts are what make delays vary most.
 
-**A stricter server.** When the server still answers 429, every worker pauses
-(``Retry-After`` when given) and the allowance drops multiplicatively; it climbs back one
-request per window's worth of successes (AIMD), up to the configured limit.
+**A stricter server.** The limiter learns the server's limit from its answers: the
+transport reports each tracked request's status with
+:meth:`~SlidingWindowLimiter.release`. A 429 does not say whether the pace was too high:
+a proxy, a flaky gateway or the server itself may answer 429 now and then at any pace
+(a plain AIMD limiter then decreases again and again and collapses to a few percent of
+what the server allows). So the limiter compares with what the server *accepted*:
+
+- every answer other than 429 counts as accepted; the most accepted answers within one
+  window over the last :data:`PROVEN_MEMORY_WINDOWS` windows is the *proven* pace, a
+  level the server evidently allows;
+- a 429 above the proven pace brings the allowance back to it (by a quarter at most per
+  step); at the proven pace it costs one request; below it nothing, unless a third or
+  more of the last window's answers were 429s while we used the whole allowance (then
+  one request per step). A step is a
+  "generation": 429s of requests granted before the last decrease were caused by the pace
+  before it and change nothing;
+- a *storm*, at least :data:`STORM_MIN_REFUSED` 429s and no fewer than the accepted
+  answers in a window although we sent at least the proven pace, means the server is
+  refusing for real:
+  the allowance drops to what it accepted and every worker pauses for the
+  ``Retry-After``. A storm soon after another one lowers the proven pace toward that
+  level. Otherwise a 429 pauses only its own request (its retry waits the
+  ``Retry-After``, see :mod:`reelset.transport.retry`);
+- the allowance climbs back fast below the proven pace (one request per
+  ``allowance / FAST_GROWTH`` successes) and probes beyond it slowly (one request per
+  window's worth of successes), up to the configured limit;
+- 5xx answers count as accepted (the server took the request) but neither lower the pace
+  nor raise it: an unwell server is retried with backoff by the request that met it.
+
+Callers that cannot say which request was refused use :meth:`~SlidingWindowLimiter.throttled`
+(every worker pauses, the allowance drops by a quarter at most once per window) and
+:meth:`~SlidingWindowLimiter.succeeded`.
 
 Untracked grants (:meth:`acquire`) take their place at the grant time. Time and sleeping are
 injectable, so the tests use a fake clock (no timing thresholds).
@@ -37,6 +66,7 @@ import heapq
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -45,6 +75,13 @@ from reelset.transport.ratespec import RateSpec, parse_rate
 DEFAULT_MARGIN = 0.01
 DEFAULT_MIN_MARGIN_S = 0.01
 DECREASE_FACTOR = 0.75
+"""One step down keeps at least this share of the allowance (and of the proven pace)."""
+STORM_MIN_REFUSED = 3
+"""429s within one window (and no fewer than the accepted answers) that make a storm."""
+FAST_GROWTH = 4
+"""Below the proven rate the allowance grows this many requests per window of successes."""
+PROVEN_MEMORY_WINDOWS = 30
+"""How many windows back the proven rate (most accepted answers in one window) looks."""
 IN_FLIGHT_POLL_S = 0.01
 
 
@@ -77,10 +114,11 @@ class Slot:
 class SlidingWindowLimiter:
     """At most ``requests`` in any ``per_seconds`` window, as the server can see them.
 
-    ``acquire()`` blocks until a request may be sent; ``slot()`` does the same and tracks
-    the request until it is answered (see the module docstring). ``throttled(pause_s)``
-    tells the limiter the server answered 429; ``succeeded()`` lets the allowance grow
-    back. All methods are thread-safe.
+    ``acquire()`` blocks until a request may be sent; ``slot()`` / ``acquire_slot()`` do
+    the same and track the request until ``release(slot, status=...)``, which also tells
+    the limiter how the server answered (see the module docstring). For untracked requests
+    ``throttled(pause_s)`` reports a 429 and ``succeeded()`` an accepted request. All
+    methods are thread-safe.
     """
 
     def __init__(
@@ -115,8 +153,17 @@ class SlidingWindowLimiter:
         self._next_slot = -math.inf
         self._paused_until = -math.inf
         self._next_decrease_at = -math.inf
+        self._decreased_at = -math.inf
+        self._storm_at = -math.inf
         self._successes = 0
+        # Answer times in the last window: accepted (any status but 429) and refused (429).
+        self._accepted: deque[float] = deque()
+        self._refused: deque[float] = deque()
+        # (time, accepted answers in the window then), decreasing counts: the sliding
+        # maximum over PROVEN_MEMORY_WINDOWS windows is the first entry.
+        self._peaks: deque[tuple[float, int]] = deque()
         self.decreases = 0
+        self.storms = 0
 
     @classmethod
     def from_spec(cls, spec: RateSpec | str, **kwargs: object) -> SlidingWindowLimiter:
@@ -135,25 +182,37 @@ class SlidingWindowLimiter:
         return self._allowance / self.window_s
 
     @property
+    def proven(self) -> int:
+        """The most answers the server accepted within one window, over the last
+        :data:`PROVEN_MEMORY_WINDOWS` windows (0 before any)."""
+        with self._lock:
+            return self._proven_at(self._clock())
+
+    @property
     def fastest_round_trip(self) -> float | None:
         """The fastest answered request so far, in seconds (None before the first)."""
         return self._fastest
 
     # -- granting ----------------------------------------------------------------------
 
-    def _delay(self, now: float) -> float:
-        """Seconds until a grant is possible (0 = now). Caller holds the lock."""
-        if now < self._paused_until:
-            return self._paused_until - now
+    def _occupied(self, now: float) -> int:
+        """Requests holding a place in the window now (in flight or recently ended).
+        Caller holds the lock."""
         ended = self._ended
         horizon = now - self.window_s
         while ended and self._place(ended[0]) <= horizon:
             heapq.heappop(ended)
         # Requests behind the earliest-ended one count until it leaves (they end later,
         # so their places are at least as late, save for the max() with the grant time).
-        if self._in_flight + len(ended) >= self._allowance:
-            if ended:
-                return max(self._place(ended[0]) - horizon, 1e-6)
+        return self._in_flight + len(ended)
+
+    def _delay(self, now: float) -> float:
+        """Seconds until a grant is possible (0 = now). Caller holds the lock."""
+        if now < self._paused_until:
+            return self._paused_until - now
+        if self._occupied(now) >= self._allowance:
+            if self._ended:
+                return max(self._place(self._ended[0]) - (now - self.window_s), 1e-6)
             return IN_FLIGHT_POLL_S  # every place is held by a request still in flight
         return max(0.0, self._next_slot - now)
 
@@ -203,9 +262,20 @@ class SlidingWindowLimiter:
         granted_at, _ = self._wait_for_grant(stop, tracked=True)
         return Slot(granted_at)
 
-    def release(self, slot: Slot, *, answered: bool = True) -> None:
+    def release(
+        self,
+        slot: Slot,
+        *,
+        answered: bool = True,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         """The request of ``slot`` ended (``answered``: a response came back, so its
-        round trip counts toward the fastest one seen)."""
+        round trip counts toward the fastest one seen).
+
+        ``status`` is the answer's HTTP status, the server's word on the pace (see the
+        module docstring); ``retry_after`` the seconds a 429 asked to wait.
+        """
         with self._lock:
             if slot.released:
                 return
@@ -216,6 +286,12 @@ class SlidingWindowLimiter:
                 self._fastest = round_trip
             self._in_flight -= 1
             heapq.heappush(self._ended, (now, slot.granted_at))
+            if not answered or status is None:
+                return
+            if status == 429:
+                self._refused_locked(now, slot.granted_at, retry_after)
+            else:
+                self._accepted_locked(now, grow=status < 500)
 
     @contextmanager
     def slot(self, stop: threading.Event | None = None) -> Iterator[Slot]:
@@ -230,10 +306,108 @@ class SlidingWindowLimiter:
 
     # -- feedback from the server ------------------------------------------------------
 
+    def _trim(self, now: float) -> None:
+        """Forget answers older than a window. Caller holds the lock."""
+        horizon = now - self.window_s
+        for answers in (self._accepted, self._refused):
+            while answers and answers[0] <= horizon:
+                answers.popleft()
+
+    def _proven_at(self, now: float) -> int:
+        """The proven rate (see :attr:`proven`). Caller holds the lock."""
+        horizon = now - self.window_s * PROVEN_MEMORY_WINDOWS
+        peaks = self._peaks
+        while peaks and peaks[0][0] <= horizon:
+            peaks.popleft()
+        return peaks[0][1] if peaks else 0
+
+    def _accepted_locked(self, now: float, *, grow: bool) -> None:
+        """An answer other than 429 (``grow``: one that lets the pace grow)."""
+        self._trim(now)
+        self._accepted.append(now)
+        count = len(self._accepted)
+        while self._peaks and self._peaks[-1][1] <= count:
+            self._peaks.pop()
+        self._peaks.append((now, count))
+        if not grow or self._allowance >= self.requests:
+            return
+        self._successes += 1
+        if self._allowance < self._proven_at(now):
+            needed = math.ceil(self._allowance / FAST_GROWTH)  # back to a known-good pace
+        else:
+            needed = self._allowance  # probing: one more per window of successes
+        if self._successes >= needed:
+            self._allowance += 1
+            self._successes = 0
+
+    def _refused_locked(self, now: float, granted_at: float, retry_after: float | None) -> None:
+        """A 429 for a request granted at ``granted_at``. Caller holds the lock."""
+        self._trim(now)
+        self._refused.append(now)
+        self._successes = 0
+        accepted, refused = len(self._accepted), len(self._refused)
+        several = refused >= STORM_MIN_REFUSED
+        proven = self._proven_at(now)
+        occupied = self._occupied(now)
+        # A storm: most answers of the last window are 429s although we sent at least as
+        # many requests as the server is known to accept (429s among a few requests, as
+        # when only retries are left, are no storm: the pace was not what was refused).
+        if (
+            several
+            and occupied >= proven
+            and refused >= accepted
+            and now >= self._storm_at + self.window_s
+        ):
+            self._storm_locked(now, accepted, retry_after)
+            return
+        if not self.adaptive or granted_at < self._decreased_at:
+            return  # sent at the pace before the last decrease: that pace is gone already
+        # One 429 proves little (a proxy's, or a stray one, looks the same): above the
+        # proven pace it means "back to it" (by a quarter at most); at the proven pace, or
+        # while a third of the answers are 429s at the full allowance, one request less;
+        # else nothing.
+        allowance = self._allowance
+        pressed = several and occupied >= allowance and refused * 3 >= accepted + refused
+        if allowance > proven:
+            target = max(proven, math.floor(allowance * DECREASE_FACTOR))
+        elif allowance == proven or pressed:
+            target = allowance - 1
+        else:
+            return
+        self._allowance = max(1, min(allowance - 1, target))
+        self._decreased_at = now
+        self.decreases += 1
+
+    def _storm_locked(self, now: float, accepted: int, retry_after: float | None) -> None:
+        """Most answers of the last window were 429s: the server is refusing for real.
+
+        Every worker waits the ``Retry-After``, and the allowance drops to what the server
+        accepted in the window (whichever request's 429 this is: the level is absolute).
+        A storm soon after another one means the proven pace is gone (a stricter limit,
+        another client on the key): it drops toward the same level, by a quarter at most
+        per storm (a storm among a few stragglers must not erase it). Caller holds the lock.
+        """
+        repeated = now < self._storm_at + self.window_s * PROVEN_MEMORY_WINDOWS
+        self.storms += 1
+        self._storm_at = now
+        if retry_after is not None:
+            self._paused_until = max(self._paused_until, now + max(retry_after, 0.0))
+        if repeated:
+            proven = max(accepted, math.floor(self._proven_at(now) * DECREASE_FACTOR))
+            self._peaks.clear()
+            self._peaks.append((now, proven))
+        if self.adaptive and self._allowance > max(accepted, 1):
+            self._allowance = max(accepted, 1)
+            self._decreased_at = now
+            self.decreases += 1
+
     def throttled(self, pause_s: float) -> None:
-        """The server answered 429: pause everyone ``pause_s`` and slow down."""
+        """The server answered 429 to a request not tracked by a slot: pause everyone
+        ``pause_s`` and slow down by a quarter (at most once per window)."""
         with self._lock:
             now = self._clock()
+            self._trim(now)
+            self._refused.append(now)
             self._paused_until = max(self._paused_until, now + max(pause_s, 0.0))
             self._successes = 0
             if self.adaptive and now >= self._next_decrease_at:
@@ -241,14 +415,11 @@ class SlidingWindowLimiter:
                 # caused by the old pace.
                 self._allowance = max(1, math.floor(self._allowance * DECREASE_FACTOR))
                 self._next_decrease_at = now + max(pause_s, 0.0) + self.window_s
+                self._decreased_at = now
                 self.decreases += 1
 
     def succeeded(self) -> None:
-        """A request went through: after a window's worth of them, allow one more."""
-        if self._allowance >= self.requests:
-            return
+        """A request not tracked by a slot went through: it counts as accepted and lets
+        the allowance grow (see the module docstring)."""
         with self._lock:
-            self._successes += 1
-            if self._successes >= self._allowance and self._allowance < self.requests:
-                self._allowance += 1
-                self._successes = 0
+            self._accepted_locked(self._clock(), grow=True)

@@ -7,8 +7,9 @@ TMDB calls, poster downloads and IMDb dataset downloads all decide with
   timeouts, bodies cut off or not decodable, and bodies that do not parse (readers raise
   :class:`~reelset.transport.errors.TransientError` for those); nothing else;
 - the wait before a retry is the server's ``Retry-After`` when it sent one (at most
-  :data:`MAX_RETRY_AFTER_S`), else exponential backoff with jitter; after a 429 under a
-  rate limiter the limiter pauses every worker instead;
+  :data:`MAX_RETRY_AFTER_S`), else exponential backoff with jitter; a 429 under a rate
+  limiter without ``Retry-After`` is retried when the limiter (whose pace it lowered)
+  grants the next request;
 - a stop event cuts any wait short (:class:`~reelset.transport.errors.Cancelled`).
 """
 
@@ -25,6 +26,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from reelset.transport.errors import (
+    BAD_URL_EXCEPTIONS,
     Cancelled,
     ClientError,
     FetchError,
@@ -97,7 +99,7 @@ def request_failure(
 
     Transient when :func:`is_retryable` says so. ``message`` defaults to
     :func:`describe_exception`; ``reason`` is ``timeout``, ``connection``, ``incomplete``,
-    ``bad_encoding``, ``redirects`` or ``request``.
+    ``bad_encoding``, ``redirects``, ``bad_url`` or ``request``.
     """
     cls = TransientError if is_retryable(exc) else FetchError
     text = message if message is not None else describe_exception(exc)
@@ -113,6 +115,8 @@ def _exception_reason(exc: requests.RequestException) -> str:
         return "bad_encoding"
     if isinstance(exc, requests.TooManyRedirects):
         return "redirects"
+    if isinstance(exc, BAD_URL_EXCEPTIONS):
+        return "bad_url"
     if isinstance(exc, requests.ConnectionError):
         return "connection"
     return "request"
@@ -198,7 +202,9 @@ class _Attempts:
     def wait(self, state: RetryCallState) -> float:
         failure = self._count(state)
         if isinstance(failure, ThrottledError) and self.limited:
-            return 0.0  # the limiter holds every worker until the pause is over
+            # The refused request waits what the server asked; the limiter paces the rest
+            # (and pauses every worker in a storm of 429s).
+            return min(failure.retry_after or 0.0, MAX_RETRY_AFTER_S)
         if isinstance(failure, FetchError) and failure.retry_after is not None:
             return min(failure.retry_after, MAX_RETRY_AFTER_S)
         return self.policy.backoff_s(self.failures)
@@ -220,9 +226,10 @@ def retrying(
     Calls ``fn`` again while it raises what :func:`is_retryable` accepts, at most
     ``policy.max_retries`` times (429s: ``max_throttle_retries`` when set), then re-raises
     the last failure; anything not retryable is re-raised at once. Waits as the module
-    docstring says; ``limited`` means a rate limiter already pauses every worker after a
-    429. Waiting ends early with :class:`Cancelled` when ``stop`` is set. ``on_retry`` is
-    called with each failure about to be retried. Make one per call: it counts attempts.
+    docstring says; ``limited`` means a rate limiter paces the retries of 429s (no
+    backoff of their own). Waiting ends early with :class:`Cancelled` when ``stop`` is
+    set. ``on_retry`` is called with each failure about to be retried. Make one per call:
+    it counts attempts.
     """
     attempts = _Attempts(policy, limited=limited)
     event = stop if stop is not None else threading.Event()

@@ -182,3 +182,41 @@ def test_genre_spelling_and_unknown_movie() -> None:
     episode = title_from_movie("tt2", {"kind": "episode", "year": "2001-2003", "adult": 0})
     assert episode is not None
     assert (episode.title_type, episode.start_year, episode.is_adult) == ("tvEpisode", 2001, False)
+
+
+def test_damaged_values_are_dropped_not_stored() -> None:
+    """A damaged database cannot give values the TSV import would refuse."""
+    movie = {
+        "kind": "movie",
+        "title": "NUL\x00 and ESC\x1b[0m",
+        "original title": "\x00",
+        "year": "99999",
+        "runtimes": ["9" * 5000],
+        "rating": float("nan"),
+        "votes": 2**70,
+        "genres": ["drama", "x" * 33, "sci-fi\x00"],
+        "adult": 0,
+    }
+    title = title_from_movie("tt1", movie)
+    assert title is not None
+    assert (title.primary_title, title.original_title) == ("NUL and ESC[0m", None)
+    assert (title.start_year, title.runtime_minutes) == (None, None)
+    assert (title.average_rating, title.num_votes) == (None, None)
+    assert title.genres == ("Drama", "Sci-Fi")
+    more = title_from_movie(
+        "tt2", {"kind": "movie", "year": 2200, "runtimes": [90], "rating": 10**400, "votes": -1}
+    )
+    assert more is not None
+    assert (more.start_year, more.runtime_minutes, more.average_rating, more.num_votes) == (
+        2200,
+        90,
+        None,
+        None,
+    )
+    rated = title_from_movie("tt3", {"kind": "movie", "rating": 10, "votes": "2147483647"})
+    assert rated is not None and (rated.average_rating, rated.num_votes) == (10.0, 2147483647)
+    for year in ("20001", "1799", "2201-2203"):
+        dated = title_from_movie("tt6", {"kind": "movie", "year": year, "rating": 11.0})
+        assert dated is not None and (dated.start_year, dated.average_rating) == (None, None)
+    assert title_from_movie("tt4", {"kind": "x" * 33}) is None
+    assert title_from_movie("tt5", {"kind": "\x00"}) is None

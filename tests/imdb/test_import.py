@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select, text
 
 from reelset.cli import main
+from reelset.imdb.tsv import BASICS_COLUMNS
 from reelset.storage import MovieRecord, Store
 from reelset.storage import schema as s
 
@@ -276,3 +277,269 @@ def test_interrupted_import_keeps_finished_batches(
     monkeypatch.setattr(importer, "iter_basics", real)
     assert cli(capsys, cfg, "import", "--basics", str(BASICS))[0] == 0
     assert len(snapshot(sqlite_store)[0]) == 14
+
+
+# --- Bad or partial files never cost stored data (issue 10) ----------------------------
+
+BASICS_HEADER = "\t".join(BASICS_COLUMNS) + "\n"
+RATINGS_HEADER = "tconst\taverageRating\tnumVotes\n"
+AVERAGE, VOTES, STAMP = 7, 8, 9  # columns of a snapshot row
+
+
+def write_files(folder: Path, basics: bytes, ratings: bytes | None, *, gz: bool = True) -> Path:
+    """Write a basics (and ratings) file into ``folder``, gzipped or plain; returns it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".tsv.gz" if gz else ".tsv"
+    for name, data in (("title.basics", basics), ("title.ratings", ratings)):
+        if data is not None:
+            (folder / (name + suffix)).write_bytes(gzip.compress(data) if gz else data)
+    return folder
+
+
+def by_id(store: Store) -> dict[str, tuple]:
+    return {row[0]: row for row in snapshot(store)[0]}
+
+
+def imported(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """Import the fixture files (gzipped) into ``store``; returns the config."""
+    cfg = write_config(tmp_path, store.url)
+    code, _, err = cli(capsys, cfg, "import", str(gz_dir(tmp_path / "first")))
+    assert code == 0, err
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("ratings", "note"),
+    [
+        (RATINGS_HEADER, "title.ratings.tsv.gz has no data rows: no stored rating was changed"),
+        (
+            "\ufeff" + RATINGS_HEADER.replace("\n", "\r\n"),
+            "title.ratings.tsv.gz has no data rows: no stored rating was changed",
+        ),
+        (
+            RATINGS_HEADER + "tt0000009\t11.0\t222\ntt0000502\n",
+            "title.ratings.tsv.gz has no usable rows (2 data rows, 2 malformed): "
+            "no stored rating was changed",
+        ),
+    ],
+    ids=["header-only", "bom-crlf-header-only", "only-malformed-rows"],
+)
+def test_ratings_file_without_data_rows_changes_no_rating(
+    store: Store,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    ratings: str,
+    note: str,
+) -> None:
+    cfg = imported(store, tmp_path, capsys)
+    before = snapshot(store)
+    assert sum(row[AVERAGE] is not None for row in before[0]) == 10
+
+    code, summary, err = cli(
+        capsys, cfg, "import", str(gz_dir(tmp_path / "dl", ratings=ratings)), "--json"
+    )
+    assert code == 0, err
+    assert summary["ratings_kept"] == 0 and summary["titles_with_rating"] == 0
+    assert (summary["titles_new"], summary["titles_updated"], summary["titles_unchanged"]) == (
+        0,
+        0,
+        14,
+    )
+    assert summary["notes"] == [note]
+    assert note in err  # said on stderr too, as a warning
+    assert snapshot(store) == before  # imported_at included
+    run = store.runs.last("imdb import")
+    assert run is not None and run["status"] == "succeeded"
+
+
+def test_out_of_range_rating_is_malformed_and_other_titles_update(
+    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = imported(store, tmp_path, capsys)
+    before = by_id(store)
+    ratings = (
+        RATINGS.read_text(encoding="utf-8")
+        .replace("tt0000009\t5.4\t222", "tt0000009\t11.0\t230")  # line 4
+        .replace("tt0030301\t6.2\t46", "tt0030301\t6.3\t-46")  # line 10
+        .replace("tt0014447\t6.5\t89", "tt0014447\t6.6\t90")  # line 7: a good change
+    )
+    code, summary, err = cli(
+        capsys, cfg, "import", str(gz_dir(tmp_path / "dl", ratings=ratings)), "--json"
+    )
+    assert code == 0, err
+    assert summary["ratings_rows"] == 15 and summary["ratings_kept"] == 11
+    assert summary["malformed_rows"] == 3 + 4  # basics 3; ratings: the fixture's 2 and these 2
+    samples = summary["malformed_samples"]
+    assert "title.ratings.tsv.gz:4: averageRating '11.0' is not between 0 and 10" in samples
+    assert "title.ratings.tsv.gz:10: numVotes is not a whole number: '-46'" in samples
+    assert (summary["titles_updated"], summary["titles_unchanged"]) == (1, 13)
+    assert summary["notes"] == []
+    after = by_id(store)
+    assert after["tt0014447"][AVERAGE : VOTES + 1] == (6.6, 90)
+    assert after["tt0014447"][STAMP] > before["tt0014447"][STAMP]
+    for kept in ("tt0000009", "tt0030301"):  # the malformed rows' titles keep everything
+        assert after[kept] == before[kept]
+    assert after["tt0000009"][AVERAGE : VOTES + 1] == (5.4, 222)
+
+
+def test_title_absent_from_ratings_file_keeps_its_rating(
+    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # First a ratings file that rates tt9000004 (the fixture's row for it is malformed).
+    ratings = RATINGS.read_text(encoding="utf-8").replace(
+        "tt9000004\tx.y\t10", "tt9000004\t6.1\t10"
+    )
+    cfg = write_config(tmp_path, store.url)
+    assert cli(capsys, cfg, "import", str(gz_dir(tmp_path / "first", ratings=ratings)))[0] == 0
+    before = by_id(store)
+    assert before["tt9000004"][AVERAGE : VOTES + 1] == (6.1, 10)
+
+    # Then one without tt0030298 and tt0000502, and with tt9000004's row malformed again.
+    partial = "".join(
+        line
+        for line in RATINGS.read_text(encoding="utf-8").splitlines(keepends=True)
+        if not line.startswith(("tt0030298", "tt0000502"))
+    ).replace("tt0000009\t5.4\t222", "tt0000009\t5.5\t240")
+    code, summary, err = cli(
+        capsys, cfg, "import", str(gz_dir(tmp_path / "dl", ratings=partial)), "--json"
+    )
+    assert code == 0, err
+    assert (summary["titles_new"], summary["titles_updated"], summary["titles_unchanged"]) == (
+        0,
+        1,
+        13,
+    )
+    after = by_id(store)
+    assert after["tt0000009"][AVERAGE : VOTES + 1] == (5.5, 240)
+    for kept in ("tt0030298", "tt0000502", "tt9000004"):
+        assert after[kept] == before[kept]  # rating, votes and imported_at
+    assert after["tt0007237"][AVERAGE] is None  # never rated: still none
+
+
+def test_bad_values_never_reach_the_database(
+    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Absurd numbers, over-long ids and names, control characters: on both backends."""
+    huge = "9" * 4301  # int() of more than 4,300 digits raises ValueError
+    rows = [
+        # line 2: NUL and an ANSI escape in the titles: stripped
+        b"tt0000101\tmovie\tMiss\x00 Jerry\tMiss Jerry\x1b[0m\t0\t1894\t\\N\t45\tRomance",
+        # line 3: a C1 control (U+0085), DEL and a carriage return inside a field: stripped
+        "tt0000102\tmovie\tNext\u0085Line\tcafé\x7f\t0\t1999\t\\N\t90\tDra\rma".encode(),
+        b"tt0000103\tmovie\tYear 99999\tY\t0\t99999\t\\N\t90\tDrama",  # line 4
+        b"tt0000104\tmovie\tYear 0\tY\t0\t0\t\\N\t90\tDrama",  # line 5
+        b"tt0000105\tmovie\tRuntime\tR\t0\t2000\t\\N\t99999999999999999999\tDrama",  # 6
+        f"tt0000106\tmovie\tRuntime\tR\t0\t2000\t\\N\t{huge}\tDrama".encode(),  # 7
+        f"tt0000107\tmovie\tYear\tY\t0\t{huge}\t\\N\t90\tDrama".encode(),  # 8
+        b"tt000000000000108\tmovie\tLong id\tL\t0\t2000\t\\N\t90\tDrama",  # 9: 15 digits
+        f"tt{huge}\tmovie\tHuge id\tH\t0\t2000\t\\N\t90\tDrama".encode(),  # 10
+        b"tt0000111\tmovie\tLong genre\tL\t0\t2000\t\\N\t90\tDrama," + b"X" * 33,  # 11
+        b"tt0000112\tmovie\tLong runtime\tL\t0\t2000\t\\N\t1000000\tDrama",  # 12: kept
+    ]
+    basics = BASICS_HEADER.encode() + b"\n".join(rows) + b"\n"
+    ratings = RATINGS_HEADER.encode() + b"".join(
+        [
+            b"tt0000101\t5.4\t222\n",  # 2
+            b"tt0000102\t7.0\t99999999999\n",  # 3: more votes than an INTEGER holds
+            b"tt0000112\t7.5\t1\x00\n",  # 4: NUL
+            f"tt{huge}\t5.0\t1\n".encode(),  # 5
+            b"tt0000112\t-1.0\t5\n",  # 6
+            b"tt0000112\tinf\t5\n",  # 7
+            b"tt0000112\t1e1\t5\n",  # 8
+            b"tt0000112\t 7.5\t5\n",  # 9
+            f"tt0000112\t7.5\t{huge}\n".encode(),  # 10
+            b"tt0000112\t10.0\t2147483647\n",  # 11: the largest allowed
+        ]
+    )
+    cfg = write_config(tmp_path, store.url)
+    folder = write_files(tmp_path / "dl", basics, ratings)
+    code, summary, err = cli(capsys, cfg, "import", str(folder), "--json")
+    assert code == 0, err
+    assert "internal error" not in err
+    assert summary["basics_rows"] == 11 and summary["basics_kept"] == 3
+    assert summary["basics_rows_cleaned"] == 2
+    assert summary["ratings_rows"] == 10 and summary["ratings_kept"] == 2
+    assert summary["malformed_rows"] == 8 + 8
+    titles = by_id(store)
+    assert sorted(titles) == ["tt0000101", "tt0000102", "tt0000112"]
+    assert titles["tt0000101"][2:4] == ("Miss Jerry", "Miss Jerry[0m")
+    assert titles["tt0000101"][AVERAGE : VOTES + 1] == (5.4, 222)
+    assert titles["tt0000102"][2:4] == ("NextLine", "café")
+    assert titles["tt0000102"][AVERAGE] is None
+    assert titles["tt0000112"][6:9] == (1_000_000, 10.0, 2147483647)
+    genres = snapshot(store)[1]
+    assert ("tt0000102", "Drama") in genres
+    samples = "\n".join(summary["malformed_samples"])
+    assert "title.basics.tsv.gz:4: startYear '99999' is not between 1800 and 2200" in samples
+    assert "title.basics.tsv.gz:5: startYear '0' is not between 1800 and 2200" in samples
+
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gzip", "plain"])
+def test_byte_order_mark_on_both_files_is_accepted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], gz: bool
+) -> None:
+    results = []
+    for name, bom in (("without", b""), ("with", b"\xef\xbb\xbf")):
+        url = f"sqlite:///{tmp_path / name / 'store.db'}"
+        folder = write_files(
+            tmp_path / name, bom + BASICS.read_bytes(), bom + RATINGS.read_bytes(), gz=gz
+        )
+        cfg = write_config(tmp_path / name, url)
+        code, summary, err = cli(capsys, cfg, "import", str(folder), "--json")
+        assert code == 0, err
+        assert summary["titles_new"] == 14 and summary["titles_with_rating"] == 10
+        assert summary["malformed_rows"] == 5
+        with Store(url) as st:
+            results.append(snapshot(st, stamps=False))
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize(
+    ("basics", "note"),
+    [
+        (BASICS_HEADER, "title.basics.tsv.gz has no data rows: no title was changed"),
+        (
+            BASICS_HEADER + "tt0000001\tshort\tCarmencita\tCarmencita\t0\t1894\t\\N\t1\tShort\n",
+            "title.basics.tsv.gz has no usable rows of the title types movie, tvMovie "
+            "(1 data row, 0 malformed): no title was changed",
+        ),
+    ],
+    ids=["header-only", "no-rows-of-the-title-types"],
+)
+def test_basics_file_without_usable_rows_changes_nothing(
+    store: Store,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    basics: str,
+    note: str,
+) -> None:
+    cfg = imported(store, tmp_path, capsys)
+    before = snapshot(store)
+    changed_ratings = RATINGS.read_text(encoding="utf-8").replace("5.4\t222", "5.5\t230")
+    folder = gz_dir(tmp_path / "dl", basics=basics, ratings=changed_ratings)
+    code, summary, err = cli(capsys, cfg, "import", str(folder), "--json")
+    assert code == 0, err
+    assert summary["basics_kept"] == 0
+    assert (summary["titles_new"], summary["titles_updated"]) == (0, 0)
+    assert summary["notes"] == [note]
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize("which", ["basics", "ratings"])
+def test_empty_file_is_refused_in_one_line(
+    sqlite_store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str], which: str
+) -> None:
+    cfg = imported(sqlite_store, tmp_path, capsys)
+    before = snapshot(sqlite_store)
+    runs = sqlite_store.runs.last("imdb import")
+    empty = tmp_path / "empty.tsv"
+    empty.write_bytes(b"")
+    args = ["--basics", str(empty if which == "basics" else BASICS)]
+    if which == "ratings":
+        args += ["--ratings", str(empty)]
+    code, _, err = cli(capsys, cfg, "import", *args)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("reelset: error: ")
+    assert f"not an IMDb title.{which} file: the file is empty" in err
+    assert snapshot(sqlite_store) == before
+    assert sqlite_store.runs.last("imdb import") == runs  # refused before a run started

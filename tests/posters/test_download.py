@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import threading
 import time
@@ -16,22 +17,27 @@ from sqlalchemy import update
 from reelset.config import Credentials, settings_from_dict
 from reelset.errors import ConfigError
 from reelset.posters.audit import audit_posters
-from reelset.posters.download import PostersInterrupted, download_posters
+from reelset.posters.download import PostersInterrupted, download_posters, rejected_recheck
+from reelset.posters.verify import RETRYABLE_REJECTIONS
 from reelset.sandbox import (
     Catalog,
     FaultSpec,
+    ImageFault,
     PathFault,
     PosterFaultCatalog,
     Sandbox,
     poster_fault_catalog,
 )
+from reelset.sandbox.poster_faults import decompression_bomb_png
 from reelset.storage import MovieRecord, Store, schema
 from reelset.storage.posters import (
     PosterRow,
+    Recheck,
     count_poster_targets,
     iter_poster_targets,
     upsert_poster_rows,
 )
+from reelset.storage.schema import utcnow
 from reelset.tmdb.client import TmdbClient
 from tests.posters.support import (
     FIXTURES,
@@ -70,6 +76,7 @@ def test_every_fault_ends_in_the_right_status(
     assert catalog.record(NO_POSTER_ID)["poster_path"] is None  # type: ignore[index]
     ids = store_movies(sqlite_store, catalog, [*faulty.faulty_ids, *normal, NO_POSTER_ID])
     settings = poster_settings(tmp_path, verify_processes=processes)
+    decompression_bomb_png()  # made once per process (1-2 s): not within a download
 
     summary = download_posters(sqlite_store, settings, image_base_url=sandbox.image_base_url)
 
@@ -78,6 +85,8 @@ def test_every_fault_ends_in_the_right_status(
     expected = {
         "truncated_jpeg": ("rejected", "truncated"),
         "html_as_jpeg": ("rejected", "not_an_image"),
+        "truncated_once": ("ok", None),
+        "html_once": ("ok", None),
         "not_found": ("failed", "http_404"),
         "transient_500": ("ok", None),
         "oversized": ("rejected", "too_large"),
@@ -103,6 +112,13 @@ def test_every_fault_ends_in_the_right_status(
     assert "HTML" in rows[faulty.ids_by_kind["html_as_jpeg"][0]]["error"]
     for tmdb_id in faulty.ids_by_kind["transient_500"]:
         assert rows[tmdb_id]["attempts"] == 3  # two 500s, then the picture
+    for kind in ("truncated_once", "html_once"):  # one bad body, then the picture
+        assert all(rows[i]["attempts"] == 2 for i in faulty.ids_by_kind[kind])
+    for kind in ("truncated_jpeg", "html_as_jpeg"):  # the same bad bytes twice
+        for tmdb_id in faulty.ids_by_kind[kind]:
+            assert rows[tmdb_id]["attempts"] == 2
+            assert rows[tmdb_id]["error"].endswith("the same bytes twice"), rows[tmdb_id]
+    assert rows[faulty.ids_by_kind["bomb"][0]]["attempts"] == 1  # final at once
     assert rows[NO_POSTER_ID]["status"] == "missing"
     for tmdb_id in normal:
         assert rows[tmdb_id]["status"] == "ok"
@@ -369,3 +385,129 @@ def test_a_stop_event_ends_the_run_with_its_work_recorded(
     assert summary.interrupted and 3 <= summary.ok < len(ids) and summary.failed == 0
     assert len(poster_rows(sqlite_store)) == summary.ok
     assert audit_posters(sqlite_store, settings, show_progress=False).problems == 0
+
+
+def test_bodies_served_bad_once_all_end_ok_in_one_run(sqlite_store: Store, tmp_path: Path) -> None:
+    # A realistic fault mix: ~3 % of posters served once cut short with an honest
+    # Content-Length, ~3 % once as an HTML error page labelled image/jpeg, plus a few
+    # network faults; every one of them can be had, so every one must end ok.
+    catalog = Catalog.synthetic(400, seed=11)
+    ids = [i for i in catalog.ids() if catalog.record(i)["poster_path"]]  # type: ignore[index]
+    once = {kind: ids[offset::32] for offset, kind in ((3, "truncated_once"), (17, "html_once"))}
+    for kind, chosen in once.items():
+        for tmdb_id in chosen:
+            catalog.set_image_fault(tmdb_id, ImageFault(kind, attempts=1))
+    store_movies(sqlite_store, catalog, ids)
+    spec = FaultSpec(
+        rate=0.03, kinds=("500", "reset", "truncated"), attempts=1, seed=3, targets=("images",)
+    )
+    settings = poster_settings(tmp_path, max_workers=8)
+    with Sandbox(catalog=catalog, faults=spec) as sb:
+        summary = download_posters(sqlite_store, settings, image_base_url=sb.image_base_url)
+        served_bad = dict(sb.counters.image_faults)
+    # Each bad body is served once (less when a network fault took that first request).
+    assert all(10 <= served_bad[kind] <= len(chosen) for kind, chosen in once.items())
+    assert (summary.ok, summary.rejected, summary.failed) == (len(ids), 0, 0)
+    rows = poster_rows(sqlite_store)
+    bad_once = [i for chosen in once.values() for i in chosen]
+    assert all(rows[i]["status"] == "ok" and rows[i]["attempts"] == 2 for i in bad_once)
+    assert summary.retries >= len(bad_once)
+    files = check_folder(settings.posters_dir, tmp_path)
+    assert len(files) == len({r["sha256"] for r in rows.values()})
+    assert open_failures(sqlite_store) == {}
+
+
+def _age_rows(store: Store, ids: list[int], days: float) -> None:
+    when = utcnow() - dt.timedelta(days=days)
+    with store.write() as conn:
+        conn.execute(
+            update(schema.posters)
+            .where(schema.posters.c.tmdb_id.in_(ids))
+            .values(downloaded_at=when)
+        )
+
+
+def test_the_same_bad_bytes_twice_are_rejected_and_rechecked_days_later(
+    sqlite_store: Store, faulty: PosterFaultCatalog, tmp_path: Path
+) -> None:
+    catalog = faulty.catalog.copy()
+    cut, page, changing, bomb = normal_ids(catalog, faulty.faulty_ids, 4)
+    # Bad twice with the same bytes: rejected in the run, fine by the run 8 days later.
+    catalog.set_image_fault(cut, ImageFault("truncated_once", attempts=2))
+    catalog.set_image_fault(page, ImageFault("html_once", attempts=2))
+    # Bad on both attempts with different bytes (half a page, then the page): rejected
+    # when the retries run out.
+    changing_name = catalog.set_image_fault(changing, ImageFault("html_once", attempts=2))
+    catalog.set_image_fault(bomb, ImageFault("bomb"))
+    ids = store_movies(sqlite_store, catalog, [cut, page, changing, bomb])
+    decompression_bomb_png()  # made once per process (1-2 s): not within a download
+    spec = FaultSpec(per_path={f"/t/p/w500/{changing_name}": PathFault("malformed", 1)})
+    settings = poster_settings(tmp_path, max_retries=1)
+    with Sandbox(catalog=catalog, faults=spec) as sb:
+        first = download_posters(sqlite_store, settings, image_base_url=sb.image_base_url)
+        rows = poster_rows(sqlite_store)
+        assert (first.ok, first.rejected, first.failed) == (0, 4, 0)
+        assert dict(first.rejected_by_reason) == {
+            "truncated": 1, "not_an_image": 2, "decompression_bomb": 1
+        }
+        assert [rows[i]["attempts"] for i in ids] == [2, 2, 2, 1]
+        assert rows[cut]["error"].endswith("the same bytes twice")
+        assert rows[changing]["error"].endswith("(after 2 attempts)")
+        assert open_failures(sqlite_store) == {}  # rejected, not failed
+
+        # Not again within recheck_rejected_after_days (7 by default).
+        _age_rows(sqlite_store, ids, 6)
+        soon = download_posters(sqlite_store, settings, image_base_url=sb.image_base_url)
+        assert soon.movies == 0
+        # 0 turns rechecks off.
+        _age_rows(sqlite_store, ids, 30)
+        never = poster_settings(tmp_path, max_retries=1, recheck_rejected_after_days=0)
+        assert download_posters(sqlite_store, never, image_base_url=sb.image_base_url).movies == 0
+
+        # Later: a transient reason is tried again (and the server is fine by now); a
+        # decompression bomb never is.
+        before = sb.counters.requests_by_endpoint["images"]
+        later = download_posters(sqlite_store, settings, image_base_url=sb.image_base_url)
+        requests_made = sb.counters.requests_by_endpoint["images"] - before
+    assert (later.movies, later.ok, later.rejected) == (3, 3, 0)
+    assert requests_made == 3
+    rows = poster_rows(sqlite_store)
+    assert [rows[i]["status"] for i in ids] == ["ok", "ok", "ok", "rejected"]
+    assert [rows[i]["attempts"] for i in ids] == [3, 3, 3, 1]
+    assert rows[bomb]["error"].startswith("decompression_bomb:")
+
+
+def test_rejected_rows_due_for_a_recheck_on_each_backend(store: Store) -> None:
+    store.movies.upsert(
+        [MovieRecord(tmdb_id=i, title=f"m{i}", poster_path=f"/p{i}.jpg") for i in range(1, 8)]
+    )
+    old, recent = utcnow() - dt.timedelta(days=10), utcnow()
+    rejected = {
+        1: ("truncated: image file is truncated", old),
+        2: ("not_an_image: an HTML page, not an image", old),
+        3: ("corrupt: broken data stream", old),
+        4: ("truncated: image file is truncated", recent),
+        5: ("decompression_bomb: 30000x30000", old),
+        6: ("notXanXimage: not one of ours (LIKE's _ must be literal)", old),
+        7: ("invalid_path: poster_path is a relative path", None),
+    }
+    upsert_poster_rows(
+        store,
+        [
+            PosterRow(i, "rejected", poster_path=f"/p{i}.jpg", error=e, attempts=2,
+                      downloaded_at=at)
+            for i, (e, at) in rejected.items()
+        ],
+    )
+    recheck = Recheck(RETRYABLE_REJECTIONS, utcnow() - dt.timedelta(days=7))
+    assert [t.tmdb_id for t in iter_poster_targets(store, recheck=recheck)] == [1, 2, 3]
+    assert count_poster_targets(store, recheck=recheck) == 3
+    assert count_poster_targets(store, [1, 4, 5], recheck=recheck) == 1
+    assert count_poster_targets(store) == 0
+    assert count_poster_targets(store, retry_rejected=True, recheck=recheck) == 7
+    settings = settings_from_dict({"posters": {"recheck_rejected_after_days": 7}})
+    due = rejected_recheck(settings)
+    assert due is not None and due.reasons == RETRYABLE_REJECTIONS
+    assert [t.tmdb_id for t in iter_poster_targets(store, recheck=due)] == [1, 2, 3]
+    off = settings_from_dict({"posters": {"recheck_rejected_after_days": 0}})
+    assert rejected_recheck(off) is None

@@ -17,6 +17,13 @@ from reelset.posters.fetch import (
     fetch_poster,
     poster_retry_policy,
 )
+from reelset.posters.verify import VerifiedImage, verify_image
+from reelset.sandbox.poster_faults import (
+    HTML_ERROR_PAGE,
+    decompression_bomb_png,
+    tiny_jpeg,
+    truncated,
+)
 from reelset.transport.limiter import SlidingWindowLimiter
 from reelset.transport.session import make_session
 from tests.transport.scripted_server import Reply, scripted_server
@@ -116,3 +123,75 @@ def test_a_stop_ends_the_download_as_cancelled() -> None:
     with scripted_server(default=Reply(503)) as script, pytest.raises(PosterFetchError) as info:
         fetch(script.url, policy(backoff_s=30), stop=stop)  # stopped while waiting to retry
     assert (info.value.reason, info.value.attempts, len(script.seen)) == ("cancelled", 1, 1)
+
+
+def _verify(data: bytes) -> VerifiedImage:
+    return verify_image(data, allowed_formats=["JPEG", "PNG"], max_pixels=40_000_000)
+
+
+PICTURE = tiny_jpeg((10, 120, 200))
+CUT = Reply(body=truncated(PICTURE), headers={"Content-Type": "image/jpeg"})
+PAGE = Reply(body=HTML_ERROR_PAGE, headers={"Content-Type": "image/jpeg"})
+GOOD = Reply(body=PICTURE, headers={"Content-Type": "image/jpeg"})
+
+
+def verified_fetch(url: str, retries: int = 3) -> Fetched:
+    limits = policy(retries, max_bytes=1_000_000)
+    return fetch_poster(make_session(1), url + "/a.jpg", limits, verify=_verify)
+
+
+def test_a_bad_body_is_downloaded_again_like_a_network_error() -> None:
+    retries: list[int] = []
+    with scripted_server(CUT, PAGE, default=GOOD) as script:
+        fetched = fetch_poster(
+            make_session(1),
+            script.url + "/a.jpg",
+            policy(),
+            on_retry=lambda: retries.append(1),
+            verify=_verify,
+        )
+    assert (fetched.data, fetched.attempts) == (PICTURE, 3)
+    assert fetched.image is not None and (fetched.image.width, fetched.image.height) == (16, 24)
+    assert len(retries) == 2 and len(script.seen) == 3
+
+
+def test_the_same_bad_bytes_twice_are_rejected() -> None:
+    with scripted_server(default=CUT) as script, pytest.raises(PosterFetchError) as info:
+        verified_fetch(script.url)
+    error = info.value
+    assert (error.reason, error.rejected, error.attempts) == ("truncated", True, 2)
+    assert error.detail.endswith("(served as image/jpeg); the same bytes twice")
+
+
+def test_bad_bodies_on_every_attempt_are_rejected_after_the_retries() -> None:
+    pages = [Reply(body=HTML_ERROR_PAGE + b"<!-- %d -->" % n) for n in range(5)]
+    with scripted_server(*pages) as script, pytest.raises(PosterFetchError) as info:
+        verified_fetch(script.url, retries=2)
+    error = info.value
+    assert (error.reason, error.rejected, error.attempts) == ("not_an_image", True, 3)
+    assert error.detail == "an HTML page, not an image (after 3 attempts)"
+
+
+def test_a_final_rejection_is_not_downloaded_again() -> None:
+    bomb = Reply(body=decompression_bomb_png(), headers={"Content-Type": "image/png"})
+    with scripted_server(default=bomb) as script, pytest.raises(PosterFetchError) as info:
+        verified_fetch(script.url)
+    assert (info.value.reason, info.value.rejected, info.value.attempts) == (
+        "decompression_bomb",
+        True,
+        1,
+    )
+    assert len(script.seen) == 1
+
+
+def test_a_verifier_failure_is_a_failed_download() -> None:
+    def crashing(_data: bytes) -> VerifiedImage:
+        raise PosterFetchError("verifier_crashed", "the image decoder process died")
+
+    with scripted_server(default=GOOD) as script, pytest.raises(PosterFetchError) as info:
+        fetch_poster(make_session(1), script.url + "/a.jpg", policy(), verify=crashing)
+    assert (info.value.reason, info.value.rejected, info.value.attempts) == (
+        "verifier_crashed",
+        False,
+        1,
+    )

@@ -21,6 +21,7 @@ from PIL import Image
 from reelset.sandbox import (
     IMAGE_FAULT_KINDS,
     Catalog,
+    ImageFault,
     PosterFaultCatalog,
     Sandbox,
     poster_fault_catalog,
@@ -176,6 +177,35 @@ def test_html_served_as_jpeg(faulty_sandbox: Sandbox, faulty: PosterFaultCatalog
     assert response.content.startswith(b"<!DOCTYPE html>")
     with pytest.raises(OSError):
         _decode(response.content)
+
+
+def test_transient_bad_bodies_are_bad_once_then_the_picture(
+    faulty_sandbox: Sandbox, faulty: PosterFaultCatalog
+) -> None:
+    truncated_id = faulty.ids_by_kind["truncated_once"][0]
+    url = _poster_url(faulty_sandbox, faulty, truncated_id, "w185")
+    first, second, third = (requests.get(url, timeout=10) for _ in range(3))
+    assert first.headers["Content-Type"] == second.headers["Content-Type"] == "image/jpeg"
+    assert len(first.content) == int(first.headers["Content-Length"]) > 100
+    with pytest.raises(OSError):
+        _decode(first.content)
+    assert first.content == second.content[: len(first.content)]  # its first half
+    assert second.content == third.content and _decode(second.content).size == (185, 278)
+
+    html_id = faulty.ids_by_kind["html_once"][0]
+    url = _poster_url(faulty_sandbox, faulty, html_id, "w185")
+    first, second = (requests.get(url, timeout=10) for _ in range(2))
+    assert first.status_code == 200 and first.headers["Content-Type"] == "image/jpeg"
+    assert first.content.startswith(b"<!DOCTYPE html>")
+    assert _decode(second.content).size == (185, 278)
+
+    # attempts=N keeps the same bad bytes for N requests.
+    catalog = faulty.catalog.copy()
+    name = catalog.set_image_fault(truncated_id, ImageFault("truncated_once", attempts=2))
+    with Sandbox(catalog) as sb:
+        url = sb.image_base_url + "w185/" + name
+        bodies = [requests.get(url, timeout=10).content for _ in range(3)]
+    assert bodies[0] == bodies[1] != bodies[2] and _decode(bodies[2]).size == (185, 278)
 
 
 def test_not_found(faulty_sandbox: Sandbox, faulty: PosterFaultCatalog) -> None:

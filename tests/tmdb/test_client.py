@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,15 @@ from reelset.config import Credentials, Settings, settings_from_dict
 from reelset.errors import ConfigError
 from reelset.sandbox import Catalog, Sandbox, synthetic_movie
 from reelset.tmdb.client import TmdbClient, parse_movie
-from reelset.transport.errors import NotFoundError
+from reelset.tmdb.responses import (
+    movie_validator,
+    validate_configuration,
+    validate_find,
+    validate_genres,
+    validate_page,
+)
+from reelset.transport.errors import NotFoundError, TransientError
+from tests.transport.scripted_server import json_reply, routed_server
 
 
 def test_parse_movie_full_body() -> None:
@@ -143,3 +151,155 @@ def test_two_clients_in_one_process_do_not_share_keys(sandbox: Sandbox, tmp_path
 def test_missing_credentials_is_a_config_error(tmp_path: Path, sandbox: Sandbox) -> None:
     with pytest.raises(ConfigError, match="TMDB_API_KEY"):
         TmdbClient(settings_for(sandbox, tmp_path), Credentials())
+
+
+# -- response models: what the scraper needs from each body -------------------------------
+
+GOOD_MOVIE = {
+    "id": 7,
+    "title": "Seven",
+    "overview": None,
+    "genres": [{"id": 18, "name": "Drama"}],
+    "release_date": "",
+    "imdb_id": None,
+}
+
+
+def test_a_full_sandbox_body_and_a_minimal_complete_one_are_valid() -> None:
+    body = synthetic_movie(7, 11, append_to_response=("keywords", "external_ids"))
+    movie_validator(body["id"])(body)
+    movie_validator(7)(GOOD_MOVIE)
+    nested = {k: v for k, v in GOOD_MOVIE.items() if k != "imdb_id"}
+    movie_validator(7)({**nested, "external_ids": {"imdb_id": "tt0000007"}})
+    # Odd optional fields stay parse_movie's business.
+    movie_validator(7)({**GOOD_MOVIE, "runtime": None, "release_date": "1999-13-45"})
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"id": 7}, "title: Field required"),
+        ({**GOOD_MOVIE, "id": 8}, "id is 8, not the 7 asked for"),
+        ({**GOOD_MOVIE, "id": "7"}, "id: Input should be a valid integer"),
+        ({**GOOD_MOVIE, "id": True}, "id: Input should be a valid integer"),
+        ({**GOOD_MOVIE, "title": ["not", "a", "string"]}, "title: Input should be a valid string"),
+        ({k: v for k, v in GOOD_MOVIE.items() if k != "overview"}, "overview: Field required"),
+        ({**GOOD_MOVIE, "overview": 5}, "overview: Input should be a valid string"),
+        ({**GOOD_MOVIE, "genres": "Drama"}, "genres: Input should be a valid list"),
+        ({**GOOD_MOVIE, "genres": [{"id": 2**70, "name": "Huge"}]}, "genres.0.id: Input should be"),
+        ({**GOOD_MOVIE, "genres": [{"id": 0}]}, "genres.0.id: Input should be greater"),
+        ({**GOOD_MOVIE, "genres": ["Drama"]}, "genres.0: Input should be a valid dictionary"),
+        ({**GOOD_MOVIE, "genres": [{"name": "no id"}]}, "genres.0.id: Field required"),
+        ({k: v for k, v in GOOD_MOVIE.items() if k != "release_date"}, "release_date: Field"),
+        ({k: v for k, v in GOOD_MOVIE.items() if k != "imdb_id"}, "imdb_id missing"),
+        ([1, 2, 3], "not a JSON object"),
+        ("text", "not a JSON object"),
+        (None, "not a JSON object"),
+    ],
+)
+def test_movie_bodies_the_scraper_cannot_use_are_refused(body: object, problem: str) -> None:
+    with pytest.raises(ValueError) as info:
+        movie_validator(7)(body)
+    assert problem in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("check", "body", "problem"),
+    [
+        (validate_page, [], "not a JSON object"),
+        (validate_page, {"results": {"id": 1}}, "results: Input should be a valid list"),
+        (validate_page, {"page": 1}, "results: Field required"),
+        (validate_page, {"results": [{"id": 2**40}]}, "results.0.id"),
+        (validate_page, {"results": ["x"]}, "results.0"),
+        (validate_page, {"results": [], "total_pages": "many"}, "total_pages"),
+        (validate_page, {"results": [], "total_pages": -1}, "total_pages"),
+        (validate_find, {"tv_results": []}, "movie_results: Field required"),
+        (validate_find, {"movie_results": [{"id": None}]}, "movie_results.0.id"),
+        (validate_genres, {"genres": [{"id": 2**70, "name": "Huge"}]}, "genres.0.id"),
+        (validate_genres, {"genres": [{"id": 18}]}, "genres.0.name: Field required"),
+        (validate_genres, {}, "genres: Field required"),
+        (validate_configuration, {"images": []}, "images: Input should be a valid dictionary"),
+        (validate_configuration, {"images": {"secure_base_url": 5}}, "secure_base_url"),
+        (validate_configuration, "x", "not a JSON object"),
+    ],
+)
+def test_other_bodies_are_checked_at_the_same_boundary(
+    check: Callable[[object], None], body: object, problem: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        check(body)
+    assert problem in str(info.value)
+
+
+def test_valid_list_find_genre_and_configuration_bodies_pass() -> None:
+    validate_page({"page": 1, "results": [{"id": 5, "adult": None}], "total_pages": 0})
+    validate_find({"movie_results": [], "tv_results": [{"id": "x"}]})
+    validate_genres({"genres": [{"id": 18, "name": "Drama"}]})
+    validate_configuration({"images": {"secure_base_url": None}})
+    validate_configuration({})
+
+
+def test_parse_movie_keeps_numbers_the_store_can_hold_and_text_it_can_encode() -> None:
+    record = parse_movie(
+        {
+            "id": 9,
+            "vote_count": 10**30,
+            "runtime": 2**40,
+            "title": "a\ud800b",
+            "genre_ids": [2**70, 5],
+        }
+    )
+    assert record.vote_count is None and record.runtime is None
+    assert record.title == "a?b"
+    assert record.genre_ids == (5,)
+    assert parse_movie({"id": 9, "runtime": "9" * 5000}).runtime is None
+
+
+def hostile_settings(url: str, tmp_path: Path) -> Settings:
+    return settings_from_dict(
+        {
+            "tmdb": {
+                "api_base_url": url + "/3",
+                "rate_limit": "1000/1s",
+                "max_retries": 2,
+                "backoff_initial_s": 0.01,
+                "backoff_max_s": 0.02,
+            }
+        },
+        base_dir=tmp_path,
+    )
+
+
+def test_an_incomplete_movie_body_is_retried_then_fails_over_real_sockets(tmp_path: Path) -> None:
+    routes = {
+        "/3/movie/7": json_reply({"id": 7}),
+        "/3/movie/8": json_reply({**GOOD_MOVIE, "id": 8, "genres": [{"id": 2**70}]}),
+        "/3/movie/popular": json_reply({"results": {"id": 1}}),
+        "/3/genre/movie/list": json_reply({"genres": "Drama"}),
+    }
+    key = Credentials(api_key=SecretStr("hostile-test-key"))
+    with routed_server(routes) as server, TmdbClient(
+        hostile_settings(server.url, tmp_path), key
+    ) as client:
+        with pytest.raises(TransientError) as info:
+            client.movie(7)
+        assert info.value.reason == "invalid_body"
+        assert str(info.value).startswith("unusable response body from /3/movie/7 (title: Field")
+        assert server.count("/3/movie/7") == 3  # the first attempt and 2 retries
+        with pytest.raises(TransientError, match=r"genres\.0\.id"):
+            client.movie_record(8)
+        with pytest.raises(TransientError, match="results: Input should be a valid list"):
+            client.popular(1)
+        with pytest.raises(TransientError, match="genres: Input should be a valid list"):
+            client.genres()
+
+
+def test_a_bad_body_then_a_good_one_is_a_success(tmp_path: Path) -> None:
+    answers = iter([json_reply({"id": 7}), json_reply(GOOD_MOVIE)])
+    key = Credentials(api_key=SecretStr("hostile-test-key"))
+    with routed_server({"/3/movie/7": lambda _p, _s: next(answers)}) as server, TmdbClient(
+        hostile_settings(server.url, tmp_path), key
+    ) as client:
+        assert client.movie_record(7).title == "Seven"
+        assert client.counters["retries"] == 1

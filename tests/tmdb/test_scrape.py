@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -328,3 +329,122 @@ def test_posters_run_at_the_end(make_env: MakeEnv, run_cli: RunCli) -> None:
     assert posters["ok"] + posters.get("missing", 0) == posters["movies"]
     skipped = run_cli(env, "scrape", "--limit", "12", "--no-posters", "--json")
     assert "posters" not in skipped.json()
+
+
+def movie_attempts(env: Env, tmdb_id: int) -> int:
+    """Requests for ``/3/movie/{tmdb_id}`` that reached the sandbox."""
+    attempts = env.sandbox.counters.attempts
+    return sum(n for key, n in attempts.items() if key.split("?")[0] == f"/3/movie/{tmdb_id}")
+
+
+def test_a_movie_failing_every_time_is_abandoned_then_retried_on_request(
+    make_env: MakeEnv, run_cli: RunCli
+) -> None:
+    env = make_env(extra={"failures": {"max_attempts": 2, "min_age_days": 0}})
+    ids = non_adult(env.sandbox.catalog)
+    broken = ids[5]
+    env.sandbox.faults = FaultSpec(always_fail_ids={broken: "500"})
+
+    first = run_cli(env, "scrape", "--json")  # a new failure: exit 1
+    assert first.code == 1 and first.json()["status"] == "partial"
+    assert first.json()["movies"]["failed"] == 1
+    assert env.rows("SELECT key, state, attempts FROM fetch_failures") == [(str(broken), "open", 1)]
+
+    # The second attempt reaches max_attempts (over min_age_days = 0): abandoned, exit 0.
+    second = run_cli(env, "scrape", "--json")
+    assert second.code == 0, second.err
+    movies = second.json()["movies"]
+    assert (movies["failures_retried"], movies["failed"], movies["failures_abandoned"]) == (1, 1, 1)
+    assert second.json()["status"] == "succeeded" and env.last_run()["status"] == "succeeded"
+    assert f"movie {broken} abandoned after 2 attempts" in second.err
+    listed = run_cli(env, "failures", "--state", "abandoned", "--json").json()
+    assert [(f["key"], f["state"], f["attempts"]) for f in listed["failures"]] == [
+        (str(broken), "abandoned", 2)
+    ]
+
+    # Later runs neither retry it nor fetch it when discovery lists it again: exit 0.
+    before = movie_attempts(env, broken)
+    third = run_cli(env, "scrape", "--json")
+    assert third.code == 0, third.err
+    movies = third.json()["movies"]
+    assert (movies["failures_retried"], movies["failed"], movies["abandoned_skipped"]) == (0, 0, 1)
+    assert movie_attempts(env, broken) == before
+    assert env.rows("SELECT state, attempts FROM fetch_failures") == [("abandoned", 2)]
+
+    # --retry-abandoned tries it: still failing, it stays abandoned (exit 0, one more attempt).
+    retried = run_cli(env, "scrape", "--retry-failures", "--retry-abandoned", "--json")
+    assert retried.code == 0, retried.err
+    assert retried.json()["movies"]["failures_retried"] == 1
+    assert movie_attempts(env, broken) > before
+    assert env.rows("SELECT state, attempts FROM fetch_failures") == [("abandoned", 3)]
+    assert env.last_run()["params"]["retry_abandoned"] is True
+
+    # Once the movie can be had, --retry-abandoned resolves it.
+    env.sandbox.faults = None
+    fixed = run_cli(env, "scrape", "--retry-abandoned", "--json")
+    assert fixed.code == 0, fixed.err
+    assert fixed.json()["movies"]["failures_resolved"] == 1
+    assert env.rows(f"SELECT count(*) FROM movies WHERE tmdb_id = {broken}") == [(1,)]
+    row = env.rows(
+        "SELECT state, resolved_at IS NOT NULL, abandoned_at IS NOT NULL FROM fetch_failures"
+    )
+    assert row == [("resolved", 1, 1)]
+
+
+def test_open_failures_keep_a_run_partial_until_abandoned(
+    make_env: MakeEnv, run_cli: RunCli
+) -> None:
+    # The defaults (5 attempts over at least 3 days) keep a failure open within a test.
+    env = make_env()
+    broken = non_adult(env.sandbox.catalog)[2]
+    env.sandbox.faults = FaultSpec(always_fail_ids={broken: "reset"})
+    first = run_cli(env, "scrape", "--json")
+    assert first.code == 1 and first.json()["movies"]["failed"] == 1
+    for _ in range(5):
+        again = run_cli(env, "scrape", "--retry-failures", "--json")
+        assert again.code == 1 and again.json()["status"] == "partial"
+        assert again.json()["movies"]["failures_abandoned"] == 0
+    assert env.rows("SELECT state, attempts FROM fetch_failures") == [("open", 6)]
+
+
+def posters_dir(env: Env) -> Path:
+    return Path(tomllib.loads(env.config.read_text())["storage"]["posters_dir"])
+
+
+def test_poster_write_failures_make_a_scrape_partial(make_env: MakeEnv, run_cli: RunCli) -> None:
+    env = make_env(posters=True)
+    folder = posters_dir(env)
+    folder.mkdir()
+    for value in range(256):  # a file where each shard folder should be: every write fails
+        (folder / f"{value:02x}").write_bytes(b"")
+    result = run_cli(env, "scrape", "--limit", "12", "--json")
+    assert result.code == 1, result.err
+    summary = result.json()
+    posters = summary["posters"]
+    assert posters["failed"] == posters["movies"] - posters["missing"] >= 5
+    assert posters["failed_by_reason"] == {"write_error": posters["failed"]}
+    assert summary["status"] == "partial" and env.last_run()["status"] == "partial"
+    assert summary["movies"]["failed"] == 0  # the movies themselves are fine
+    failures = env.rows("SELECT count(*) FROM fetch_failures WHERE kind = 'poster'")
+    assert failures == [(posters["failed"],)]
+
+    # Once the folder is usable, the next poster run downloads exactly those.
+    for value in range(256):
+        (folder / f"{value:02x}").unlink()
+    again = run_cli(env, "posters", "--json")
+    assert again.code == 0, again.err
+    assert (again.json()["movies"], again.json()["ok"]) == (posters["failed"], posters["failed"])
+
+
+def test_an_unusable_posters_folder_makes_a_scrape_partial(
+    make_env: MakeEnv, run_cli: RunCli
+) -> None:
+    env = make_env(posters=True)
+    posters_dir(env).write_text("not a folder")
+    result = run_cli(env, "scrape", "--limit", "5", "--json")
+    assert result.code == 1, result.err
+    summary = result.json()
+    assert summary["status"] == "partial" and summary["movies"]["new"] == 5
+    error = summary["posters"]["error"]
+    assert error.startswith(f"cannot use the posters folder {posters_dir(env)}: ")
+

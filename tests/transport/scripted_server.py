@@ -1,21 +1,26 @@
-"""A local HTTP server that answers each request with the next scripted reply (no tests here).
+"""Local HTTP servers with scripted answers (no tests here).
 
 For what the sandbox does not do on demand: a given status with a given ``Retry-After``,
 a redirect loop, a body cut off or dripping slowly, an undecodable ``Content-Encoding``,
-a reset connection. Every request is recorded with the time it arrived.
+a reset connection, a hostile body. :func:`scripted_server` answers each request with the
+next scripted reply; :func:`routed_server` answers by path (a TMDB look-alike with chosen
+bodies). Every request is recorded with the time it arrived.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,10 @@ class _Handler(QuietHandler):
     def do_GET(self) -> None:
         script = self.script
         script.seen.append(Seen(time.monotonic(), self.path, dict(self.headers.items())))
-        reply = script.next_reply()
+        self.answer(script.next_reply())
+
+    def answer(self, reply: Reply) -> None:
+        """Send ``reply`` (see :class:`Reply`)."""
         if reply.reset:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
@@ -127,3 +135,51 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def json_reply(payload: Any, status: int = 200, **headers: str) -> Reply:
+    """A reply with ``payload`` as its JSON body."""
+    body = json.dumps(payload).encode()
+    return Reply(status, body, {"Content-Type": "application/json", **headers})
+
+
+Route = Reply | Callable[[str, Seen], Reply]
+"""A fixed reply, or one made from the request's path with query and how it was seen."""
+
+
+@dataclass
+class Routes:
+    """Replies by request path (query ignored); anything else gets TMDB's 404 body."""
+
+    routes: dict[str, Route]
+    seen: list[Seen] = field(default_factory=list)
+    url: str = ""
+
+    def count(self, path: str) -> int:
+        """Requests seen for ``path`` (query ignored)."""
+        return sum(1 for s in self.seen if urlsplit(s.path).path == path)
+
+
+class _RoutedHandler(_Handler):
+    routing: Routes
+
+    def do_GET(self) -> None:
+        seen = Seen(time.monotonic(), self.path, dict(self.headers.items()))
+        self.routing.seen.append(seen)
+        route = self.routing.routes.get(urlsplit(self.path).path)
+        if route is None:
+            reply = json_reply({"status_code": 34, "status_message": "Not found."}, 404)
+        elif isinstance(route, Reply):
+            reply = route
+        else:
+            reply = route(self.path, seen)
+        self.answer(reply)
+
+
+@contextmanager
+def routed_server(routes: Mapping[str, Route]) -> Iterator[Routes]:
+    """Serve ``routes`` ({path: reply}) on loopback; ``routing.url`` is its root."""
+    routing = Routes(dict(routes))
+    with serving(type("RoutedHandler", (_RoutedHandler,), {"routing": routing})) as url:
+        routing.url = url
+        yield routing

@@ -14,6 +14,7 @@ from reelset.sandbox import Catalog, FaultSpec, PathFault, Sandbox
 from reelset.transport.errors import (
     Cancelled,
     ClientError,
+    FetchError,
     NotFoundError,
     RetryableStatusError,
     TransientError,
@@ -22,6 +23,7 @@ from reelset.transport.http import HttpTransport
 from reelset.transport.limiter import SlidingWindowLimiter
 from reelset.transport.retry import RetryPolicy
 from reelset.transport.session import ApiKeyAuth, BearerAuth, make_session
+from tests.transport.scripted_server import Reply, scripted_server
 
 FAST = RetryPolicy(max_retries=4, backoff_initial_s=0.01, backoff_max_s=0.05)
 
@@ -156,3 +158,56 @@ def test_stop_cancels_retries(sandbox: Sandbox) -> None:
     )
     with pytest.raises(Cancelled):
         tr.get_json(f"{sandbox.api_base_url}/movie/{tmdb_id}")
+
+
+def scripted_transport(limiter: SlidingWindowLimiter | None = None) -> HttpTransport:
+    return HttpTransport(
+        make_session(1),
+        limiter=limiter,
+        timeout_s=2.0,
+        policy=FAST,
+        auth=ApiKeyAuth("SECRET-KEY-42"),
+    )
+
+
+@pytest.mark.parametrize("location", ["http://[::1", "//[", "http://x:99999/"])
+def test_a_malformed_redirect_is_a_failure_not_a_crash(location: str) -> None:
+    limiter = SlidingWindowLimiter(100, 1.0)
+    with scripted_server(default=Reply(302, headers={"Location": location})) as script:
+        tr = scripted_transport(limiter)
+        with pytest.raises(FetchError) as info:
+            tr.get_json(script.url + "/3/movie/1")
+        with pytest.raises(FetchError), tr.stream(script.url + "/p/exports/x.json.gz"):
+            pass
+    assert info.value.reason == "bad_url" and not info.value.transient
+    assert str(info.value) in (
+        "the server redirected to an invalid URL (/3/movie/1)",
+        "invalid URL (/3/movie/1)",
+    )
+    assert len(script.seen) == 2  # not retried
+    assert limiter._in_flight == 0  # the slot was given back
+
+
+def test_a_body_nested_too_deep_is_unparsable_not_a_crash() -> None:
+    with scripted_server(Reply(body=b"[" * 100_000), default=Reply(body=b"{}")) as script:
+        tr = scripted_transport()
+        assert tr.get_json(script.url + "/3/movie/1") == {}
+    assert tr.counters.retries == 1
+
+
+def test_every_answer_is_the_limiters_feedback_and_5xx_do_not_slow_it() -> None:
+    limiter = SlidingWindowLimiter(100, 1.0)
+    with scripted_server(
+        Reply(503),
+        Reply(503),
+        Reply(429, headers={"Retry-After": "0"}),
+        default=Reply(body=b"{}"),
+    ) as script:
+        tr = scripted_transport(limiter)
+        assert tr.get_json(script.url + "/3/movie/1") == {}
+    assert tr.counters.as_dict() == {"requests": 4, "throttled": 1, "retries": 3}
+    # Two accepted answers (the 503s) then a lone 429 far above them: a quarter off the
+    # pace, once; the 503s changed nothing.
+    assert limiter.decreases == 1 and limiter.storms == 0
+    assert limiter.allowance == 75
+    assert limiter.proven == 3

@@ -100,7 +100,8 @@ def test_real_transport_failures_are_classified_without_their_url() -> None:
             "redirects": _raised(script.url + "/loop" + secret, timeout=5),
         }
     failures["refused"] = _raised(f"http://127.0.0.1:{closed_port()}/x{secret}", timeout=5)
-    failures["request"] = _raised("http://" + secret, timeout=5)
+    failures["bad_url"] = _raised("http://" + secret, timeout=5)
+    failures["request"] = _raised("http://127.0.0.1:1/x" + secret, timeout=5, headers={"a": "b\n"})
     expected = {
         "timeout": (True, "timeout", "read timed out"),
         "incomplete": (True, "incomplete", "connection closed before the whole response arrived"),
@@ -108,7 +109,8 @@ def test_real_transport_failures_are_classified_without_their_url() -> None:
         "connection": (True, "connection", "connection reset by peer"),
         "refused": (True, "connection", "connection refused"),
         "redirects": (False, "redirects", "too many redirects"),
-        "request": (False, "request", "transport error (InvalidURL)"),
+        "bad_url": (False, "bad_url", "invalid URL"),
+        "request": (False, "request", "transport error (InvalidHeader)"),
     }
     for name, exc in failures.items():
         error = retry.request_failure(exc, url="/x")
@@ -216,11 +218,17 @@ def test_retry_after_wins_over_the_backoff_up_to_its_cap() -> None:
     assert stop.waits == [7.0, 0.0, retry.MAX_RETRY_AFTER_S]
 
 
-def test_a_429_under_a_limiter_waits_for_the_limiter_not_the_loop() -> None:
+def test_a_429_under_a_limiter_waits_its_retry_after_not_a_backoff() -> None:
+    # The refused request waits what the server asked (the limiter paces everyone else);
+    # without a Retry-After it waits for nothing but the limiter.
     stop = Waits()
-    failures = [errors.ThrottledError("HTTP 429", retry_after=5.0), errors.TransientError("cut")]
+    failures = [
+        errors.ThrottledError("HTTP 429", retry_after=5.0),
+        errors.ThrottledError("HTTP 429"),
+        errors.TransientError("cut"),
+    ]
     retry.retrying(POLICY, stop=stop, limited=True)(failing(*failures)[1])
-    assert stop.waits[0] == 0.0 and 0.1 <= stop.waits[1] <= 0.2
+    assert stop.waits[:2] == [5.0, 0.0] and 0.1 <= stop.waits[2] <= 0.2
 
 
 def test_429s_have_their_own_budget_unless_the_policy_counts_them() -> None:
