@@ -37,13 +37,18 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store' / 'reelset.db'}"
 
 
-@pytest.fixture
-def sqlite_store(sqlite_url: str) -> Iterator[Store]:
-    """A fresh, initialised SQLite store."""
-    store = Store(sqlite_url)
+def _initialised(url: str) -> Iterator[Store]:
+    """A store at ``url`` brought to the newest schema, closed afterwards."""
+    store = Store(url)
     store.upgrade()
     yield store
     store.close()
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url: str) -> Iterator[Store]:
+    """A fresh, initialised SQLite store."""
+    yield from _initialised(sqlite_url)
 
 
 @pytest.fixture(scope="session")
@@ -85,14 +90,11 @@ def pg_url(pg_database: str) -> Iterator[str]:
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh store URL on each backend (PostgreSQL skips loudly when unavailable)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store' / 'reelset.db'}"
+        return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture
 def store(store_url: str) -> Iterator[Store]:
     """A fresh, initialised store on each backend."""
-    s = Store(store_url)
-    s.upgrade()
-    yield s
-    s.close()
+    yield from _initialised(store_url)

@@ -375,22 +375,15 @@ CASES = [
     Case("manifest-not-object", ["datasets", "show", "genres"], 2,
          _dataset_file("v0001/manifest.json", "[1, 2]")),
     # server replies
-    Case("reply-genre-2-70", ["scrape", "--strategy", "ids", "--from", "{w}/ids.txt"], 1,
-         _hostile_tmdb("1"), one_line=False),
-    Case("reply-bad-redirect", ["scrape", "--strategy", "ids", "--from", "{w}/ids.txt"], 1,
-         _hostile_tmdb("2"), one_line=False),
-    Case("reply-cut-json", ["scrape", "--strategy", "ids", "--from", "{w}/ids.txt"], 1,
-         _hostile_tmdb("3"), one_line=False),
-    Case("reply-wrong-id", ["scrape", "--strategy", "ids", "--from", "{w}/ids.txt"], 1,
-         _hostile_tmdb("4"), one_line=False),
-    Case("reply-json-list", ["scrape", "--strategy", "ids", "--from", "{w}/ids.txt"], 1,
-         _hostile_tmdb("5"), one_line=False),
-    Case("reply-genres-string", ["scrape", "--strategy", "ids", "--from", "{w}/ids.txt"], 1,
-         _hostile_tmdb("6"), one_line=False),
-    Case("reply-html", ["scrape", "--strategy", "ids", "--from", "{w}/ids.txt"], 1,
-         _hostile_tmdb("7"), one_line=False),
-    Case("reply-title-list", ["scrape", "--strategy", "ids", "--from", "{w}/ids.txt"], 1,
-         _hostile_tmdb("8"), one_line=False),
+    *(
+        Case(f"reply-{label}", ["scrape", "--strategy", "ids", "--from", "{w}/ids.txt"], 1,
+             _hostile_tmdb(str(movie)), one_line=False)
+        for movie, label in enumerate(
+            ("genre-2-70", "bad-redirect", "cut-json", "wrong-id", "json-list",
+             "genres-string", "html", "title-list"),
+            start=1,
+        )
+    ),
 ]
 
 

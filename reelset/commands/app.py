@@ -6,9 +6,10 @@ there is no import cycle.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -17,6 +18,13 @@ from reelset.redaction import register_secrets
 
 if TYPE_CHECKING:
     from reelset.storage import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+def flag(name: str, help: str) -> Callable[[F], F]:
+    """An on/off option (``--refresh``): one line per flag in the commands."""
+    return click.option(name, is_flag=True, help=help)
+
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 """``--json``: print the command's summary as one JSON object on stdout."""

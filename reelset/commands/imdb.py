@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from reelset.commands.app import App, json_option
+from reelset.commands.app import App, flag, json_option
 from reelset.console import print_summary
 from reelset.errors import UsageError
 
@@ -73,10 +73,9 @@ def imdb_download(app: App, directory: Path, extra: str, as_json: bool) -> int:
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--basics", type=_file, help="A title.basics.tsv(.gz) file.")
 @click.option("--ratings", type=_file, help="A title.ratings.tsv(.gz) file (optional).")
-@click.option(
+@flag(
     "--from-cinemagoer",
-    is_flag=True,
-    help="Instead of TSV files: the titles of the store's movies' IMDb ids, read from the "
+    "Instead of TSV files: the titles of the store's movies' IMDb ids, read from the "
     "cinemagoer s3 database at [imdb] cinemagoer_uri.",
 )
 @json_option

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from reelset.commands.app import App, json_option
+from reelset.commands.app import App, flag, json_option
 from reelset.console import print_summary
 from reelset.posters.audit import AuditReport, audit_posters
 from reelset.posters.download import LazyTmdbClient, PostersInterrupted, download_posters
@@ -19,16 +19,8 @@ from reelset.posters.download import LazyTmdbClient, PostersInterrupted, downloa
 
 @click.group("posters", invoke_without_command=True)
 @json_option
-@click.option(
-    "--retry-rejected",
-    is_flag=True,
-    help="Also download again posters rejected before (e.g. after an image server fault).",
-)
-@click.option(
-    "--retry-abandoned",
-    is_flag=True,
-    help="Also retry failed posters whose failure was abandoned (see [failures]).",
-)
+@flag("--retry-rejected", "Also download again posters rejected before (e.g. a server fault).")
+@flag("--retry-abandoned", "Also retry failed posters whose failure was abandoned.")
 @click.option(
     "--id",
     "tmdb_ids",
@@ -81,11 +73,7 @@ def _text_report(report: AuditReport) -> dict[str, Any]:
 
 
 @posters_group.command("verify")
-@click.option(
-    "--repair",
-    is_flag=True,
-    help="Download again missing or corrupt files, remove orphans and stale temp files.",
-)
+@flag("--repair", "Download again missing or corrupt files, remove orphans and stale temp files.")
 @json_option
 @click.pass_obj
 def posters_verify(app: App, repair: bool, as_json: bool) -> int:

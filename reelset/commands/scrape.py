@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
-from reelset.commands.app import App, json_option
+from reelset.commands.app import App, flag, json_option
 from reelset.console import print_summary
 from reelset.errors import UsageError
 from reelset.tmdb.discovery import STRATEGIES, read_ids_file
@@ -41,35 +42,14 @@ log = logging.getLogger(__name__)
     type=click.FloatRange(min=0),
     help="Leave out movies listed with a lower popularity (popular, discover, export).",
 )
-@click.option(
-    "--refresh",
-    is_flag=True,
-    help="Fetch movies again even if fetched within tmdb.refresh_after_days.",
-)
-@click.option(
-    "--retry-failures",
-    is_flag=True,
-    help="Only retry the open failures of earlier runs (no discovery).",
-)
-@click.option(
-    "--retry-abandoned",
-    is_flag=True,
-    help="Also retry the abandoned failures (see [failures] and `reelset failures`).",
-)
-@click.option("--no-posters", is_flag=True, help="Do not download posters after the scrape.")
+@flag("--refresh", "Fetch movies again even if fetched within tmdb.refresh_after_days.")
+@flag("--retry-failures", "Only retry the open failures of earlier runs (no discovery).")
+@flag("--retry-abandoned", "Also retry the abandoned failures (see `reelset failures`).")
+@flag("--no-posters", "Do not download posters after the scrape.")
 @json_option
 @click.pass_obj
 def scrape_command(
-    app: App,
-    strategy: str,
-    ids_file: Path | None,
-    limit: int | None,
-    min_popularity: float | None,
-    refresh: bool,
-    retry_failures: bool,
-    retry_abandoned: bool,
-    no_posters: bool,
-    as_json: bool,
+    app: App, strategy: str, ids_file: Path | None, no_posters: bool, as_json: bool, **more: Any
 ) -> int:
     """Scrape TMDB into the store: one request per movie, rate limited, resumable.
 
@@ -89,15 +69,8 @@ def scrape_command(
         read_ids_file(ids_file)  # a bad line is a usage error before anything else
     settings = app.settings
     options = ScrapeOptions(
-        strategy=strategy,
-        ids_file=ids_file,
-        limit=limit,
-        min_popularity=min_popularity,
-        refresh=refresh,
-        retry_failures=retry_failures,
-        retry_abandoned=retry_abandoned,
-        posters=not no_posters,
-    )
+        strategy=strategy, ids_file=ids_file, posters=not no_posters, **more
+    )  # more: limit, min_popularity, refresh, retry_failures, retry_abandoned
     result = run_scrape(settings, options)
     title = f"scrape run {result.run_id}: {result.status}"
     print_summary(title, result.summary, as_json=as_json)

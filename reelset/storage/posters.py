@@ -12,6 +12,7 @@ and ``missing`` (TMDB has no poster).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -167,17 +168,14 @@ def count_poster_targets(
 ) -> int:
     """How many movies :func:`iter_poster_targets` would yield."""
     ids = sorted(set(tmdb_ids)) if tmdb_ids is not None else None
+    query = functools.partial(
+        _target_query, retry_rejected=retry_rejected, force=force,
+        retry_abandoned=retry_abandoned, recheck=recheck,
+    )
     total = 0
     with store.read() as conn:
         for chunk in _chunks(ids):
-            stmt = _target_query(
-                retry_rejected=retry_rejected,
-                force=force,
-                ids=chunk,
-                after=None,
-                retry_abandoned=retry_abandoned,
-                recheck=recheck,
-            )
+            stmt = query(ids=chunk, after=None)
             total += int(
                 conn.execute(
                     select(func.count()).select_from(stmt.order_by(None).subquery())
@@ -206,19 +204,15 @@ def iter_poster_targets(
     Pages are read lazily (keyset pagination), so rows written meanwhile are fine.
     """
     ids = sorted(set(tmdb_ids)) if tmdb_ids is not None else None
+    query = functools.partial(
+        _target_query, retry_rejected=retry_rejected, force=force,
+        retry_abandoned=retry_abandoned, recheck=recheck,
+    )
     for chunk in _chunks(ids):
         after: int | None = None
         while True:
             with store.read() as conn:
-                stmt = _target_query(
-                    retry_rejected=retry_rejected,
-                    force=force,
-                    ids=chunk,
-                    after=after,
-                    retry_abandoned=retry_abandoned,
-                    recheck=recheck,
-                )
-                rows = conn.execute(stmt.limit(page_size)).all()
+                rows = conn.execute(query(ids=chunk, after=after).limit(page_size)).all()
             if not rows:
                 break
             for row in rows:
