@@ -149,7 +149,12 @@ def upsert_imdb_titles(
             if old is None:
                 new_rows.append((imdb_id, *values))
             else:
-                if with_ratings and title.average_rating is None and title.num_votes is None:
+                if (
+                    with_ratings
+                    and title.average_rating is None
+                    and title.num_votes is None
+                    and (old[-2] is not None or old[-1] is not None)
+                ):
                     values = values[:rated_at] + old[rated_at:]  # not rated here: keep stored
                 if old == values and stored_genres.get(imdb_id, set()) == set(title.genres):
                     continue
