@@ -32,12 +32,7 @@ def _upgrade(app: App, as_json: bool, *, init: bool) -> int:
 @json_option
 @click.pass_obj
 def db_init(app: App, as_json: bool) -> int:
-    """Create the store (or bring it to the newest schema). Safe to run again.
-
-    \b
-    Example:
-      reelset db init
-    """
+    """Create the store (or bring it to the newest schema). Safe to run again."""
     return _upgrade(app, as_json, init=True)
 
 
@@ -45,12 +40,7 @@ def db_init(app: App, as_json: bool) -> int:
 @json_option
 @click.pass_obj
 def db_upgrade(app: App, as_json: bool) -> int:
-    """Upgrade the store's schema to the newest version. Safe to run again.
-
-    \b
-    Example:
-      reelset db upgrade --json
-    """
+    """Upgrade the store's schema to the newest version. Safe to run again."""
     return _upgrade(app, as_json, init=False)
 
 

@@ -33,16 +33,8 @@ from typing import Any
 from reelset.config import mask_url
 from reelset.console import progress
 from reelset.errors import ConfigError, ReelsetError, error_line
+from reelset.imdb import tsv  # the same limits and cleaning as the TSV import
 from reelset.imdb.importer import RUN_COMMAND, ImportReport
-from reelset.imdb.tsv import (
-    MAX_NAME_CHARS,
-    MAX_RATING,
-    MAX_RUNTIME_MINUTES,
-    MAX_VOTES,
-    MAX_YEAR,
-    MIN_YEAR,
-    clean_text,
-)
 from reelset.runs import IMDB_LOCK, recorded_run
 from reelset.storage import Store
 from reelset.storage.imdb import ImdbTitle, imdb_coverage, movie_imdb_ids, upsert_imdb_titles
@@ -125,16 +117,16 @@ def _rating(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     # Compared before float(): float() of a huge int overflows; NaN fails the comparison.
-    return float(value) if 0 <= value <= MAX_RATING else None
+    return float(value) if 0 <= value <= tsv.MAX_RATING else None
 
 
 def _text(value: Any) -> str | None:
-    return (clean_text(str(value)) or None) if value else None
+    return (tsv.clean_text(str(value)) or None) if value else None
 
 
 def _name(value: Any) -> str | None:
     name = _text(value)
-    return name if name is not None and len(name) <= MAX_NAME_CHARS else None
+    return name if name is not None and len(name) <= tsv.MAX_NAME_CHARS else None
 
 
 def title_from_movie(imdb_id: str, movie: Any) -> ImdbTitle | None:
@@ -160,10 +152,10 @@ def title_from_movie(imdb_id: str, movie: Any) -> ImdbTitle | None:
         primary_title=_text(movie.get("title")),
         original_title=_text(movie.get("original title")),
         is_adult=None if adult is None else bool(adult),
-        start_year=_int(year_match.group(1), MIN_YEAR, MAX_YEAR) if year_match else None,
-        runtime_minutes=_int(runtime, 0, MAX_RUNTIME_MINUTES),
+        start_year=_int(year_match.group(1), tsv.MIN_YEAR, tsv.MAX_YEAR) if year_match else None,
+        runtime_minutes=_int(runtime, 0, tsv.MAX_RUNTIME_MINUTES),
         average_rating=_rating(movie.get("rating")),
-        num_votes=_int(movie.get("votes"), 0, MAX_VOTES),
+        num_votes=_int(movie.get("votes"), 0, tsv.MAX_VOTES),
         genres=tuple(sorted({imdb_genre(g) for g in genres if g is not None})),
     )
 

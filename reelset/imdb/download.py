@@ -33,14 +33,13 @@ from reelset.console import progress
 from reelset.errors import ReelsetError, UsageError
 from reelset.files import install
 from reelset.imdb.tsv import DATASET_HEADERS, ImdbFileError, verify_dataset_file
-from reelset.transport.errors import FetchError, TransientError, describe_exception
-from reelset.transport.retry import (
-    RetryPolicy,
-    is_retryable,
-    parse_retry_after,
-    request_failure,
-    retrying,
-    status_error,
+from reelset.transport import retry
+from reelset.transport.errors import (
+    FetchError,
+    TransientError,
+    bad_redirect,
+    describe_exception,
+    url_path,
 )
 from reelset.transport.session import make_session
 
@@ -101,7 +100,7 @@ def download_datasets(
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{directory}: cannot create folder: {exc.strerror or exc}") from None
-    policy = RetryPolicy(
+    policy = retry.RetryPolicy(
         max_retries=max_retries,
         backoff_initial_s=backoff_initial_s,
         backoff_max_s=backoff_max_s,
@@ -174,7 +173,7 @@ class _Download:
 
     # -- the download -------------------------------------------------------------------
 
-    def run(self, policy: RetryPolicy) -> DownloadResult:
+    def run(self, policy: retry.RetryPolicy) -> DownloadResult:
         def on_retry(failure: BaseException) -> None:
             log.warning(
                 "%s: %s; retrying (attempt %d of %d)",
@@ -185,7 +184,7 @@ class _Download:
             )
 
         try:
-            status = retrying(policy, on_retry=on_retry)(self._attempt)
+            status = retry.retrying(policy, on_retry=on_retry)(self._attempt)
         except FetchError as exc:
             if not exc.transient:
                 raise DatasetDownloadError(f"{self.name}: {exc}") from None
@@ -223,7 +222,9 @@ class _Download:
                 self.url, headers=headers, stream=True, timeout=self.timeout
             )
         except requests.RequestException as exc:
-            raise request_failure(exc) from None
+            raise retry.request_failure(exc) from None
+        except ValueError:  # requests' bare ValueError for a redirect that does not parse
+            raise bad_redirect(url_path(self.url)) from None
         with response:
             return self._handle(response, offset)
 
@@ -256,9 +257,9 @@ class _Download:
             self._save_meta(response, total)
             self._receive(response, 0, total, append=False)
             return "complete"
-        message = f"HTTP {code}" if is_retryable(code) else f"HTTP {code} from {self.url}"
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        raise status_error(code, message, url=self.url, retry_after=retry_after)
+        message = f"HTTP {code}" if retry.is_retryable(code) else f"HTTP {code} from {self.url}"
+        retry_after = retry.parse_retry_after(response.headers.get("Retry-After"))
+        raise retry.status_error(code, message, url=self.url, retry_after=retry_after)
 
     def _receive(
         self, response: requests.Response, offset: int, total: int | None, *, append: bool
@@ -283,7 +284,7 @@ class _Download:
                         break
             except requests.RequestException as exc:
                 message = f"download cut at {written:,} bytes: {describe_exception(exc)}"
-                raise request_failure(exc, message) from None
+                raise retry.request_failure(exc, message) from None
         if total is not None and written != total:
             if written > total:
                 self._drop_part()

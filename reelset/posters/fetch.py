@@ -41,7 +41,7 @@ import requests
 from reelset.errors import ConfigError
 from reelset.posters.filestore import sha256_hex
 from reelset.posters.verify import RETRYABLE_REJECTIONS, PosterRejected, VerifiedImage
-from reelset.transport.errors import Cancelled, FetchError, TransientError
+from reelset.transport.errors import Cancelled, FetchError, TransientError, bad_redirect, url_path
 from reelset.transport.limiter import LimiterCancelled, SlidingWindowLimiter
 from reelset.transport.retry import (
     RetryPolicy,
@@ -242,6 +242,8 @@ def _attempt(
     except requests.RequestException as exc:
         # requests' texts name the URL; request_failure words the failure without it.
         raise request_failure(exc) from None
+    except ValueError:  # requests' bare ValueError for a redirect that does not parse
+        raise bad_redirect(url_path(url)) from None
 
 
 def _checked(fetched: Fetched, verify: Verify, failed: set[str]) -> Fetched:

@@ -82,6 +82,17 @@ class Cancelled(FetchError):
         super().__init__(message, reason="cancelled")
 
 
+def bad_redirect(where: str) -> ClientError:
+    """The failure for a redirect to an address that does not parse.
+
+    requests raises a bare ``ValueError`` for ``Location: http://[::1`` (not one of its
+    own exceptions); callers of ``session.get`` turn it into this (not retried).
+    """
+    return ClientError(
+        f"the server redirected to an invalid URL ({where})", url=where, reason="bad_url"
+    )
+
+
 def url_path(url: str) -> str:
     """The path of ``url`` (no host, no query): what error messages name."""
     try:

@@ -40,6 +40,7 @@ from reelset.transport.errors import (
     FetchError,
     ThrottledError,
     TransientError,
+    bad_redirect,
     describe_exception,
     url_path,
 )
@@ -195,9 +196,7 @@ class HttpTransport:
             # (``Location: http://[::1``): the server's fault, not a bug of ours.
             if limiter is not None and slot is not None:
                 limiter.release(slot, answered=False)
-            raise ClientError(
-                f"the server redirected to an invalid URL ({where})", url=where, reason="bad_url"
-            ) from None
+            raise bad_redirect(where) from None
         except BaseException:
             if limiter is not None and slot is not None:
                 limiter.release(slot, answered=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,13 @@ from reelset.sandbox import Catalog, Sandbox
 from reelset.tmdb.client import TmdbClient
 from reelset.tmdb.discovery import (
     DiscoveryOptions,
+    ExportStrategy,
     Strategy,
     make_strategy,
     read_ids_file,
 )
 from reelset.transport.errors import FetchError
+from tests.transport.scripted_server import Reply, routed_server
 
 
 def client_for(sb: Sandbox, tmp_path: Path, **tmdb: Any) -> TmdbClient:
@@ -181,3 +184,26 @@ def test_ids_file(tmp_path: Path) -> None:
         read_ids_file(path)
     with pytest.raises(UsageError, match="cannot read"):
         read_ids_file(tmp_path / "missing.txt")
+
+
+def test_export_lines_the_store_cannot_hold_are_skipped_not_a_crash(tmp_path: Path) -> None:
+    today = dt.date(2026, 3, 10)
+    lines = [
+        '{"id": 5, "adult": false}',
+        '{"id": 1180591620717411303424}',  # 2^70: no 64-bit array (nor the store) holds it
+        '{"id": 2147483648}',  # 2^31
+        "[" * 100_000,  # nested past Python's recursion limit
+        '{"id": true}',
+        '{"id": -3}',
+        '"just text"',
+        '{"id": 7}',
+    ]
+    body = gzip.compress("\n".join(lines).encode(), mtime=0)
+    name = f"/p/exports/movie_ids_{today:%m_%d_%Y}.json.gz"
+    with routed_server({name: Reply(body=body)}) as server:
+        urls = {"api_base_url": f"{server.url}/3", "exports_base_url": f"{server.url}/p/exports"}
+        settings = settings_from_dict({"tmdb": urls}, base_dir=tmp_path)
+        with TmdbClient(settings, Credentials(api_key=SecretStr("export-test-key"))) as client:
+            strategy = make_strategy(client, settings, DiscoveryOptions("export", today=today))
+            assert listed(strategy) == [5, 7]
+    assert isinstance(strategy, ExportStrategy) and strategy.bad_lines == 6

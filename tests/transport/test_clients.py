@@ -104,6 +104,20 @@ def test_a_redirect_loop_is_not_retried(client: str, tmp_path: Path) -> None:
     assert len(script.seen) == 31  # requests follows 30 redirects, once
 
 
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_redirect_that_does_not_parse_is_one_failure_not_a_crash(
+    client: str, tmp_path: Path
+) -> None:
+    run, _ok = CLIENTS[client]
+    broken = Reply(302, headers={"Location": "http://[::1"})
+    with scripted_server(default=broken) as script, pytest.raises(ReelsetError) as caught:
+        run(script.url, tmp_path)
+    assert len(script.seen) == 1
+    assert "redirected to an invalid URL" in str(caught.value) or "invalid URL" in str(
+        caught.value
+    )
+
+
 @pytest.mark.parametrize("status", [503, 429])
 @pytest.mark.parametrize("client", CLIENTS)
 def test_every_client_waits_out_retry_after(client: str, status: int, tmp_path: Path) -> None:
