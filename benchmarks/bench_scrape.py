@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 RATE = "50/1s"
 LATENCY_MS = 50
@@ -82,24 +83,31 @@ def start_sandbox(movies: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
     return proc, info
 
 
-def run_reelset(info: dict[str, str], work: Path) -> dict[str, float]:
+def scrape_settings(work: Path, api_base_url: str, exports_base_url: str, rate: str) -> Any:
+    """reelset's settings for a scrape of the sandbox into ``work`` (8 workers, no posters)."""
     from reelset.config import settings_from_dict
-    from reelset.tmdb.scrape import ScrapeOptions, run_scrape
 
-    os.environ["TMDB_API_KEY"] = info["API key"]
-    settings = settings_from_dict(
+    tmdb = {
+        "api_base_url": api_base_url,
+        "exports_base_url": exports_base_url,
+        "rate_limit": rate,
+        "max_workers": 8,
+    }
+    return settings_from_dict(
         {
             "storage": {"url": f"sqlite:///{work / 'reelset.db'}"},
-            "tmdb": {
-                "api_base_url": info["API base URL"],
-                "exports_base_url": info["Exports base URL"],
-                "rate_limit": RATE,
-                "max_workers": 8,
-            },
+            "tmdb": tmdb,
             "posters": {"enabled": False},
         },
         base_dir=work,
     )
+
+
+def run_reelset(info: dict[str, str], work: Path) -> dict[str, float]:
+    from reelset.tmdb.scrape import ScrapeOptions, run_scrape
+
+    os.environ["TMDB_API_KEY"] = info["API key"]
+    settings = scrape_settings(work, info["API base URL"], info["Exports base URL"], RATE)
     result = run_scrape(settings, ScrapeOptions(strategy="export", posters=False))
     summary = result.summary
     movies = summary["movies"]["fetched"] + summary["movies"]["gone"]
@@ -151,7 +159,6 @@ def run_notebook_way(info: dict[str, str], count: int) -> dict[str, float]:
 
 def run_storm(movies: int, seed: int) -> dict[str, float]:
     """One scrape through a 429 storm (see the module docstring); its rates and losses."""
-    from reelset.config import settings_from_dict
     from reelset.sandbox import Catalog, Sandbox, parse_fault_spec
     from reelset.tmdb.scrape import ScrapeOptions, run_scrape
 
@@ -163,18 +170,8 @@ def run_storm(movies: int, seed: int) -> dict[str, float]:
     ) as sandbox, tempfile.TemporaryDirectory(prefix="reelset-bench-storm-") as tmp:
         os.environ["TMDB_API_KEY"] = sandbox.api_key
         work = Path(tmp)
-        settings = settings_from_dict(
-            {
-                "storage": {"url": f"sqlite:///{work / 'reelset.db'}"},
-                "tmdb": {
-                    "api_base_url": sandbox.api_base_url,
-                    "exports_base_url": sandbox.exports_base_url,
-                    "rate_limit": STORM_CLIENT_RATE,
-                    "max_workers": 8,
-                },
-                "posters": {"enabled": False},
-            },
-            base_dir=work,
+        settings = scrape_settings(
+            work, sandbox.api_base_url, sandbox.exports_base_url, STORM_CLIENT_RATE
         )
         result = run_scrape(settings, ScrapeOptions(strategy="export", posters=False))
         counters = sandbox.counters
