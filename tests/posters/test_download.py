@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -156,18 +157,25 @@ def test_every_fault_ends_in_the_right_status(
     assert poster_rows(sqlite_store)[faulty.ids_by_kind["not_found"][0]]["attempts"] == 2
 
 
+def _path_faults(
+    store: Store, faulty: PosterFaultCatalog, kinds: list[str], *, attempts: int, **spec: Any
+) -> tuple[list[int], FaultSpec]:
+    """Store one ordinary movie per fault kind; a spec failing each one's poster ``attempts``
+    times with its kind."""
+    catalog = faulty.catalog
+    ids = normal_ids(catalog, faulty.faulty_ids, len(kinds))
+    store_movies(store, catalog, ids)
+    paths = [f"/t/p/w500{catalog.record(i)['poster_path']}" for i in ids]  # type: ignore[index]
+    rules = {p: PathFault(k, attempts=attempts) for p, k in zip(paths, kinds, strict=True)}
+    return ids, FaultSpec(per_path=rules, **spec)
+
+
 def test_a_rerun_fixes_transient_failures(
     sqlite_store: Store, faulty: PosterFaultCatalog, tmp_path: Path
 ) -> None:
     catalog = faulty.catalog
-    ids = normal_ids(catalog, faulty.faulty_ids, 5)
-    store_movies(sqlite_store, catalog, ids)
     kinds = ["500", "reset", "truncated", "slow", "503"]
-    paths = [f"/t/p/w500{catalog.record(i)['poster_path']}" for i in ids]  # type: ignore[index]
-    spec = FaultSpec(
-        per_path={p: PathFault(k, attempts=1) for p, k in zip(paths, kinds, strict=True)},
-        slow_s=2.0,
-    )
+    ids, spec = _path_faults(sqlite_store, faulty, kinds, attempts=1, slow_s=2.0)
     settings = poster_settings(tmp_path, max_retries=0, timeout_s=0.5)
     with Sandbox(catalog=catalog, faults=spec) as sb:
         first = download_posters(sqlite_store, settings, image_base_url=sb.image_base_url)
@@ -194,11 +202,7 @@ def test_retries_within_one_run(
     sqlite_store: Store, faulty: PosterFaultCatalog, tmp_path: Path
 ) -> None:
     catalog = faulty.catalog
-    ids = normal_ids(catalog, faulty.faulty_ids, 3)
-    store_movies(sqlite_store, catalog, ids)
-    paths = [f"/t/p/w500{catalog.record(i)['poster_path']}" for i in ids]  # type: ignore[index]
-    kinds = ["502", "reset", "429"]
-    spec = FaultSpec(per_path={p: PathFault(k, 2) for p, k in zip(paths, kinds, strict=True)})
+    _ids, spec = _path_faults(sqlite_store, faulty, ["502", "reset", "429"], attempts=2)
     with Sandbox(catalog=catalog, faults=spec) as sb:
         summary = download_posters(
             sqlite_store, poster_settings(tmp_path), image_base_url=sb.image_base_url

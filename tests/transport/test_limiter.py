@@ -7,6 +7,7 @@ import itertools
 import math
 import random
 import threading
+from typing import Any
 
 import pytest
 
@@ -219,11 +220,27 @@ def answer(
     clock.advance(gap)
 
 
-def test_429s_above_the_proven_pace_bring_the_allowance_back_to_it() -> None:
+def proven(configured: int, accepted: int) -> tuple[FakeClock, SlidingWindowLimiter]:
+    """A limiter configured ``configured``/1s that has seen ``accepted`` answers of 200."""
     clock = FakeClock()
-    lim = limiter(clock, 50, 1.0, smoothing=0.0)
-    for _ in range(10):
+    lim = limiter(clock, configured, 1.0, smoothing=0.0)
+    for _ in range(accepted):
         answer(lim, clock, 200)
+    return clock, lim
+
+
+def burst(
+    lim: SlidingWindowLimiter, clock: FakeClock, size: int, accepted: int, **release: Any
+) -> None:
+    """``size`` requests sent at once; the first ``accepted`` get 200, the rest 429."""
+    slots = [lim.acquire_slot() for _ in range(size)]
+    clock.advance(0.01)
+    for index, slot in enumerate(slots):
+        lim.release(slot, status=200 if index < accepted else 429, **release)
+
+
+def test_429s_above_the_proven_pace_bring_the_allowance_back_to_it() -> None:
+    clock, lim = proven(50, 10)
     assert lim.proven == 10 and lim.allowance == 50
     steps = []
     for _ in range(5):
@@ -232,19 +249,13 @@ def test_429s_above_the_proven_pace_bring_the_allowance_back_to_it() -> None:
     assert steps == [37, 27, 20, 15, 11]  # a quarter at most per step
     assert lim.decreases == 5 and lim.storms == 0
 
-    clock = FakeClock()
-    lim = limiter(clock, 12, 1.0, smoothing=0.0)
-    for _ in range(10):
-        answer(lim, clock, 200)
+    clock, lim = proven(12, 10)
     answer(lim, clock, 429)
     assert lim.allowance == 10  # never below the proven pace
 
 
 def test_a_lone_429_at_the_proven_pace_costs_one_request_below_it_nothing() -> None:
-    clock = FakeClock()
-    lim = limiter(clock, 10, 1.0, smoothing=0.0)
-    for _ in range(10):
-        answer(lim, clock, 200)
+    clock, lim = proven(10, 10)
     clock.advance(lim.window_s)
     answer(lim, clock, 429)
     assert (lim.allowance, lim.proven) == (9, 10)
@@ -258,10 +269,7 @@ def test_a_lone_429_at_the_proven_pace_costs_one_request_below_it_nothing() -> N
 
 
 def test_a_third_of_429s_at_the_full_allowance_lowers_the_pace_below_the_proven_one() -> None:
-    clock = FakeClock()
-    lim = limiter(clock, 10, 1.0, smoothing=0.0)
-    for _ in range(10):
-        answer(lim, clock, 200)
+    clock, lim = proven(10, 10)
     clock.advance(lim.window_s)
     allowances = []
     for status in (200, 200, 200, 200, 200, 429, 429, 429, 429):
@@ -280,10 +288,7 @@ def test_a_third_of_429s_at_the_full_allowance_lowers_the_pace_below_the_proven_
 
 
 def test_429s_of_requests_sent_before_a_decrease_change_nothing() -> None:
-    clock = FakeClock()
-    lim = limiter(clock, 50, 1.0, smoothing=0.0)
-    for _ in range(10):
-        answer(lim, clock, 200)
+    clock, lim = proven(50, 10)
     early = [lim.acquire_slot() for _ in range(3)]
     clock.advance(0.01)
     for slot in early:
@@ -294,31 +299,18 @@ def test_429s_of_requests_sent_before_a_decrease_change_nothing() -> None:
 
 
 def test_a_storm_pauses_everyone_and_drops_to_what_the_server_accepted() -> None:
-    clock = FakeClock()
-    lim = limiter(clock, 50, 1.0, smoothing=0.0)
-    burst = [lim.acquire_slot() for _ in range(50)]  # the configured 50/1s, all at once
-    clock.advance(0.05)
-    for index, slot in enumerate(burst):  # a server that allows 10
-        if index < 10:
-            lim.release(slot, status=200)
-        else:
-            lim.release(slot, status=429, retry_after=2.0)
+    clock, lim = proven(50, 0)
+    burst(lim, clock, 50, 10, retry_after=2.0)  # the configured 50/1s at once; server: 10
     assert lim.storms == 1
     assert lim.allowance == 10 and lim.proven == 10
     lim.acquire()
-    assert clock() == pytest.approx(0.05 + 2.0)  # everyone waited the Retry-After
+    assert clock() == pytest.approx(0.01 + 2.0)  # everyone waited the Retry-After
 
 
 def test_after_a_storm_the_pace_climbs_back_fast_to_the_proven_one_then_probes() -> None:
-    clock = FakeClock()
-    lim = limiter(clock, 50, 1.0, smoothing=0.0)
-    for _ in range(20):
-        answer(lim, clock, 200)
+    clock, lim = proven(50, 20)
     clock.advance(lim.window_s)
-    burst = [lim.acquire_slot() for _ in range(20)]
-    clock.advance(0.01)
-    for index, slot in enumerate(burst):  # the server refuses most for a moment
-        lim.release(slot, status=200 if index < 5 else 429, retry_after=1.0)
+    burst(lim, clock, 20, 5, retry_after=1.0)  # the server refuses most for a moment
     assert (lim.storms, lim.allowance, lim.proven) == (1, 5, 20)
     successes = 0
     while lim.allowance < 20:
@@ -335,17 +327,11 @@ def test_after_a_storm_the_pace_climbs_back_fast_to_the_proven_one_then_probes()
 
 
 def test_a_second_storm_soon_after_lowers_the_proven_pace() -> None:
-    clock = FakeClock()
-    lim = limiter(clock, 50, 1.0, smoothing=0.0)
-    for _ in range(20):
-        answer(lim, clock, 200)
+    clock, lim = proven(50, 20)
 
     def storm(accepted: int) -> None:
         clock.advance(lim.window_s)
-        burst = [lim.acquire_slot() for _ in range(20)]
-        clock.advance(0.01)
-        for index, slot in enumerate(burst):
-            lim.release(slot, status=200 if index < accepted else 429)
+        burst(lim, clock, 20, accepted)
 
     storm(8)
     assert (lim.storms, lim.allowance, lim.proven) == (1, 8, 20)  # one storm proves little
@@ -357,10 +343,7 @@ def test_a_second_storm_soon_after_lowers_the_proven_pace() -> None:
 
 
 def test_5xx_answers_neither_lower_nor_raise_the_pace() -> None:
-    clock = FakeClock()
-    lim = limiter(clock, 8, 1.0, smoothing=0.0)
-    for _ in range(4):
-        answer(lim, clock, 200)
+    clock, lim = proven(8, 4)
     answer(lim, clock, 429)
     assert lim.allowance == 6
     for status in (500, 502, 503, 504) * 3:
