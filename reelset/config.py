@@ -312,6 +312,12 @@ class BuildSettings(_Section):
     seed: int = 42
     splits: SplitFractions = Field(default_factory=SplitFractions)
     row_group_size: int = Field(50_000, ge=100)
+    images: Literal["embed", "webdataset", "reference"] = "embed"
+    shard_max_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024)
+    image_max_side: int = Field(0, ge=0, le=10_000)
+    image_quality: int = Field(90, ge=1, le=95)
+    baseline: bool = True
+    baseline_max_samples: int = Field(20_000, ge=100)
 
     @field_validator("name")
     @classmethod
