@@ -218,7 +218,7 @@ def build_label_set(
 ) -> LabelSet:
     """Keep the genres with at least ``min_count`` movies; fix their order and names."""
     counts = pairs["label_id"].value_counts()  # pairs are distinct
-    count_of = {int(k): int(v) for k, v in counts.items()}
+    count_of = dict(zip(counts.index.astype(int).tolist(), counts.tolist(), strict=True))
     kept = sorted(k for k, v in count_of.items() if v >= min_count)
     rare = sorted(
         (k for k, v in count_of.items() if v < min_count),

@@ -152,3 +152,15 @@ def dataset_names(output_dir: Path) -> list[str]:
         p.name for p in output_dir.iterdir() if p.is_dir() and NAME_RE.match(p.name)
         and versions(p)
     )
+
+
+def split_files(folder: Path, split: str) -> list[Path]:
+    """The parquet files of one split of a version, in order.
+
+    From ``manifest.json`` ``data_files`` when it lists them (sharded versions:
+    ``data/<split>-00000-of-0000N.parquet``), else ``data/<split>.parquet``.
+    """
+    listed = read_manifest(folder).get("data_files", {}).get(split)
+    if listed:
+        return [folder / rel for rel in listed]
+    return [folder / "data" / f"{split}.parquet"]
