@@ -2,11 +2,16 @@
 
 On a terminal, long work shows a rich progress bar with rate and ETA; when stderr is not
 a TTY (cron, CI), it logs a progress line every ``REELSET_PROGRESS_INTERVAL`` seconds
-(default 10) instead. Summaries go to stdout, as text or as JSON (``--json``).
+(default 10) instead. Summaries go to stdout, as text or as JSON (``--json``). Logs go to
+stderr, or appended to ``--log-file``; ``--log-format json`` writes one JSON object a line.
+
+rich is imported only when a bar or a terminal log handler is drawn, so that the CLI
+starts fast.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -15,58 +20,124 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
+from reelset.errors import UsageError
 from reelset.redaction import RedactSecrets, redact
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 log = logging.getLogger("reelset")
 
 _quiet = False
+_json_documents = 0
+
+LOG_FORMATS = ("text", "json")
+
+_RECORD_FIELDS = frozenset(
+    vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "taskName"}
+)
+"""Attributes every log record has; any other attribute came from ``extra=``."""
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per record: ts (UTC, ISO 8601), level, logger, message, any
+    ``extra=`` fields (e.g. run_id), and the traceback as ``exc_info`` if there is one.
+
+    The line is redacted once more as a whole: extra fields do not pass through the
+    :class:`RedactSecrets` filter, which only rewrites the message and the traceback.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ).replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(
+            (key, value)
+            for key, value in vars(record).items()
+            if key not in _RECORD_FIELDS and key not in entry
+        )
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc_info"] = record.exc_text
+        if record.stack_info:
+            entry["stack_info"] = record.stack_info
+        return redact(json.dumps(entry, default=str, ensure_ascii=False))
+
 
 def stderr_is_tty() -> bool:
     """Whether progress can be drawn as a live bar."""
     return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
 
 
-def setup_logging(verbosity: int = 0, *, quiet: bool = False) -> None:
-    """Configure the ``reelset`` logger: -v for debug, --quiet for warnings only."""
+def setup_logging(
+    verbosity: int = 0,
+    *,
+    quiet: bool = False,
+    log_format: str = "text",
+    log_file: Path | None = None,
+) -> None:
+    """Configure the ``reelset`` logger: -v for debug, --quiet for warnings only.
+
+    ``log_format`` is ``text`` (a rich handler on a terminal, plain lines otherwise) or
+    ``json`` (one object a line, see :class:`JsonLogFormatter`); ``log_file`` appends the
+    log to that file instead of stderr. Every handler redacts secrets.
+    """
     global _quiet
     _quiet = quiet
+    if log_format not in LOG_FORMATS:
+        choices = ", ".join(LOG_FORMATS)
+        raise UsageError(f"--log-format must be one of {choices}, not {log_format!r}")
     level = logging.WARNING if quiet else (logging.DEBUG if verbosity > 0 else logging.INFO)
     root = logging.getLogger("reelset")
+    for old in root.handlers:
+        old.close()  # a --log-file of an earlier setup (tests run many commands per process)
     root.handlers.clear()
-    handler: logging.Handler
-    if stderr_is_tty():
-        handler = RichHandler(
-            console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=False
-        )
-        handler.setFormatter(logging.Formatter("%(message)s"))
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            logging.Formatter(
-                "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
-            )
-        )
+    handler = _handler(log_format, log_file)
     handler.addFilter(RedactSecrets())
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
     for noisy in ("urllib3", "PIL", "alembic", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING if verbosity < 2 else logging.DEBUG)
+
+
+def _handler(log_format: str, log_file: Path | None) -> logging.Handler:
+    handler: logging.Handler
+    if log_file is not None:
+        try:
+            handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--log-file: cannot open {log_file}: {exc.strerror}") from None
+    elif log_format == "text" and stderr_is_tty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        handler = RichHandler(
+            console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=False
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        return handler
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
+            )
+        )
+    return handler
 
 
 class ProgressReporter:
@@ -133,6 +204,18 @@ def progress(
     if _quiet or not stderr_is_tty():
         yield reporter
         return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     columns: list[Any] = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn()]
     columns += [TransferSpeedColumn()] if bytes_ else [MofNCompleteColumn()]
     columns += [TimeElapsedColumn(), TimeRemainingColumn()]
@@ -148,7 +231,7 @@ def progress(
 def print_summary(title: str, data: Mapping[str, Any], *, as_json: bool = False) -> None:
     """Print a command's summary to stdout: ``key: value`` lines, or one JSON object."""
     if as_json:
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+        print_json(data)
         return
     lines = [title]
     for key, value in data.items():
@@ -158,6 +241,18 @@ def print_summary(title: str, data: Mapping[str, Any], *, as_json: bool = False)
         else:
             lines.append(f"  {key}: {_fmt(value)}")
     sys.stdout.write(redact("\n".join(lines)) + "\n")
+
+
+def print_json(data: Mapping[str, Any]) -> None:
+    """Print one JSON document (a summary, or a failed command's error) to stdout."""
+    global _json_documents
+    sys.stdout.write(redact(json.dumps(data, indent=2, sort_keys=False, default=str)) + "\n")
+    _json_documents += 1
+
+
+def json_documents_printed() -> int:
+    """How many JSON documents this process printed to stdout so far."""
+    return _json_documents
 
 
 def _fmt(value: Any) -> str:

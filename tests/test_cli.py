@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from sqlalchemy import text
 
@@ -17,16 +19,18 @@ import reelset
 import reelset.commands
 import reelset.sandbox
 from reelset import __version__
-from reelset.cli import main
-from reelset.commands.app import App
+from reelset.cli import LazyGroup, cli, main
+from reelset.commands.app import App, json_option
+from reelset.console import print_summary
 from reelset.errors import UsageError
 from reelset.redaction import register_secrets
 from reelset.storage import Store
 
 PACKAGE = Path(reelset.__file__).resolve().parent
 COMMAND_LAYER = ("reelset.cli", "reelset.commands")
-ENTRY_POINTS = ("reelset.cli", "reelset.commands", "reelset.demo")
-"""Modules allowed to import the command layer: itself and the demo script that drives it."""
+ENTRY_POINTS = ("reelset.__main__", "reelset.cli", "reelset.commands", "reelset.demo")
+"""Modules allowed to import the command layer: itself, `python -m reelset` and the demo
+script that drives it."""
 
 
 def write_config(tmp_path: Path, url: str | None = None) -> Path:
@@ -215,3 +219,122 @@ def test_the_sandbox_loads_without_the_command_layer() -> None:
     assert "reelset.sandbox.__main__" in modules and "reelset.sandbox.server" in modules
     loaded = _fresh_import(["reelset.sandbox", *modules])
     assert not {m for m in loaded if _in_layer(m, COMMAND_LAYER)}
+
+
+# -- global options anywhere, and --json errors -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("position", "level"),
+    [
+        (["-v", "db", "info"], logging.DEBUG),
+        (["db", "info", "-v"], logging.DEBUG),
+        (["db", "-v", "info"], logging.DEBUG),
+        (["db", "info", "--verbose", "--json"], logging.DEBUG),
+        (["db", "info", "-q"], logging.WARNING),
+        (["db", "info", "--quiet"], logging.WARNING),
+        (["db", "info"], logging.INFO),
+    ],
+)
+def test_global_options_work_before_and_after_the_command(
+    position: list[str], level: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_config(tmp_path)
+    assert main([*position, "--config", str(cfg)]) == 0, capsys.readouterr()
+    assert logging.getLogger("reelset").level == level
+    assert main(["--config", str(cfg), *position]) == 0
+    assert logging.getLogger("reelset").level == level
+
+
+def test_config_after_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path, "sqlite:///after.db")
+    assert main(["db", "init", f"--config={cfg}", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["url"].endswith("after.db")
+    assert (tmp_path / "after.db").exists()
+    assert main(["db", "info", "--config"]) == 2
+    assert "'--config' requires an argument" in capsys.readouterr().err
+
+
+def test_values_of_command_options_and_words_after_dashes_stay_put(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = str(write_config(tmp_path))
+    assert main(["failures", "--kind", "-v", "--config", cfg]) == 2
+    assert "Invalid value for '--kind': '-v'" in capsys.readouterr().err
+    assert main(["datasets", "show", "--config", cfg, "--", "-q"]) == 2
+    assert "invalid dataset name '-q'" in capsys.readouterr().err
+
+
+def test_a_command_keeps_its_own_option_named_like_a_global_one() -> None:
+    seen: dict[str, object] = {}
+
+    @click.group(cls=LazyGroup, lazy_commands={})
+    @click.option("--config")
+    @click.option("-v", "--verbose", count=True)
+    def tool(config: str | None, verbose: int) -> None:
+        seen["tool"] = (config, verbose)
+
+    @tool.command()
+    @click.option("-v", "--invert", is_flag=True)
+    @click.option("--label")
+    @click.argument("words", nargs=-1)
+    def grep(invert: bool, label: str | None, words: tuple[str, ...]) -> None:
+        seen["grep"] = (invert, label, words)
+
+    args = ["grep", "-v", "--label", "--config", "--config", "x.toml", "--", "-v"]
+    tool.main(args, standalone_mode=False)
+    assert seen == {"tool": ("x.toml", 0), "grep": (True, "--config", ("-v",))}
+    tool.main(["grep", "-vv", "--verbose"], standalone_mode=False)
+    assert seen["tool"] == (None, 1)  # --verbose is reelset's; -vv is grep's -v twice
+
+
+def test_json_errors_go_to_stdout_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(tmp_path / "missing.toml")
+    assert main(["db", "info", "--json", "--config", missing]) == 2
+    out, err = capsys.readouterr()
+    message = f"{missing}: config file not found (from --config)"
+    assert json.loads(out) == {"error": message, "exit_code": 2}
+    assert err == f"reelset: error: {message}\n"
+    assert main(["db", "info", "--json", "--nope"]) == 2  # before --json was even read
+    out, err = capsys.readouterr()
+    assert json.loads(out)["error"].startswith("No such option '--nope'")
+    assert err.count("\n") == 1
+    assert main(["db", "info", "--config", missing]) == 2
+    assert capsys.readouterr().out == ""
+
+
+def test_json_internal_error_is_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom s3cr3t-value")
+
+    register_secrets(["s3cr3t-value"])
+    monkeypatch.setattr(App, "open_store", fail)
+    assert main(["db", "info", "--json", "--config", str(write_config(tmp_path))]) == 1
+    out, err = capsys.readouterr()
+    error = json.loads(out)
+    assert error["exit_code"] == 1
+    assert error["error"].startswith("internal error: RuntimeError: boom ***")
+    assert "s3cr3t" not in out + err
+
+
+def test_no_error_object_after_a_json_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command that printed its summary and then failed leaves one JSON document."""
+
+    @click.command("half")
+    @json_option
+    def half(as_json: bool) -> None:
+        print_summary("half", {"done": 1}, as_json=as_json)
+        raise UsageError("then it failed")
+
+    cli.add_command(half)
+    try:
+        assert main(["half", "--json"]) == 2
+    finally:
+        cli.commands.pop("half")
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"done": 1}
+    assert err == "reelset: error: then it failed\n"

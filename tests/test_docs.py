@@ -175,3 +175,25 @@ def test_help_works(command: Command, capsys: pytest.CaptureFixture[str]) -> Non
     assert out.startswith(f"Usage: {command.name} ")
     for option in command.options:
         assert mentions(out, option), f"--help of {command.name} does not show {option}"
+
+
+@pytest.mark.parametrize("command", _command_params())
+def test_help_shows_an_example(command: Command, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every ``--help`` ends with an ``Example:``/``Examples:`` block of command lines that
+    start with the command itself."""
+    assert main([*command.path[1:], "--help"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    heading = next(
+        (i for i, line in enumerate(lines) if line.strip() in ("Example:", "Examples:")), None
+    )
+    assert heading is not None, f"--help of {command.name} has no Example(s): block"
+    examples = []
+    for line in lines[heading + 1 :]:
+        if not line.strip():
+            break
+        examples.append(line.strip())
+    assert examples, f"the Example(s): block of {command.name} is empty"
+    for example in examples:
+        assert mentions(example, command.name) and example.startswith(command.name), (
+            f"example {example!r} in --help of {command.name} does not run {command.name}"
+        )

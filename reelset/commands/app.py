@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from reelset.config import Settings, load_settings
 from reelset.redaction import register_secrets
 
 if TYPE_CHECKING:
+    from reelset.config import Settings
     from reelset.storage import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,8 +26,17 @@ def flag(name: str, help: str) -> Callable[[F], F]:
     return click.option(name, is_flag=True, help=help)
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-"""``--json``: print the command's summary as one JSON object on stdout."""
+def _note_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    app = ctx.find_object(App)
+    if value and app is not None:
+        app.as_json = True  # main() prints a failure as JSON too
+    return value
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, callback=_note_json, help="Print the summary as JSON."
+)
+"""``--json``: print the command's summary (or its error) as one JSON object on stdout."""
 
 
 @dataclass
@@ -37,12 +46,15 @@ class App:
     config_path: Path | None = None
     verbosity: int = 0
     quiet: bool = False
+    as_json: bool = False
     _settings: Settings | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
         """The validated settings (raises ConfigError -> exit 2)."""
         if self._settings is None:
+            from reelset.config import load_settings
+
             self._settings = load_settings(self.config_path)
             register_secrets(self._settings.credentials().secrets())
         return self._settings

@@ -30,6 +30,11 @@ def build_command(app: App, name: str | None, dry_run: bool, as_json: bool) -> i
     Dedupe, filter, label and split the store's movies as [build] says, then write
     <output_dir>/<name>/vNNNN/ and move LATEST to it. When nothing changed since the
     latest version (same fingerprint), no version is made and the status is `unchanged`.
+
+    \b
+    Examples:
+      reelset build --dry-run
+      reelset build --name genres --json
     """
     from reelset.dataset.build import build_dataset
 
@@ -52,14 +57,25 @@ def _print_build(result: BuildResult, as_json: bool) -> None:
 
 @click.group("datasets")
 def datasets_group() -> None:
-    """List, show and compare built datasets."""
+    """List, show and compare built datasets.
+
+    \b
+    Examples:
+      reelset datasets list
+      reelset datasets diff genres@v1 genres@v2
+    """
 
 
 @datasets_group.command("list")
 @json_option
 @click.pass_obj
 def datasets_list(app: App, as_json: bool) -> int:
-    """List the datasets in [build] output_dir with their versions."""
+    """List the datasets in [build] output_dir with their versions.
+
+    \b
+    Example:
+      reelset datasets list --json
+    """
     from reelset.dataset.inspect import list_datasets
 
     found = list_datasets(app.settings.output_dir)
@@ -88,7 +104,13 @@ def datasets_list(app: App, as_json: bool) -> int:
 @json_option
 @click.pass_obj
 def datasets_show(app: App, ref: str, as_json: bool) -> int:
-    """Show a dataset version: rows, labels with counts per split, removals."""
+    """Show a dataset version: rows, labels with counts per split, removals.
+
+    \b
+    Examples:
+      reelset datasets show genres
+      reelset datasets show genres@v2 --json
+    """
     from reelset.dataset.inspect import show
 
     _print_show(show(app.settings.output_dir, ref), as_json)
@@ -104,6 +126,14 @@ def _print_show(info: dict[str, Any], as_json: bool) -> None:
         }
         info["removed"] = info["removed"] or "none"
         info["dropped_genres"] = info["dropped_genres"] or "none"
+        baseline = info["baseline"]
+        if isinstance(baseline, dict):
+            info["baseline"] = {
+                "model": baseline["model"],
+                "movies": f"train {baseline['train_samples']:,}, "
+                f"test {baseline['test_samples']:,}",
+                **{f"test {k}": f"{v:.4f}" for k, v in baseline["test"].items()},
+            }
     print_summary(f"dataset {info['name']} {info['version']}", info, as_json=as_json)
 
 
@@ -113,11 +143,16 @@ def _print_show(info: dict[str, Any], as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def datasets_diff(app: App, ref_a: str, ref_b: str, as_json: bool) -> int:
-    """Movies added, removed and relabelled between two versions; split moves (exit 1)."""
+    """Movies added, removed and relabelled between two versions; split moves (exit 1).
+
+    \b
+    Example:
+      reelset datasets diff genres@v1 genres@v2
+    """
     from reelset.dataset.inspect import diff
 
     result = diff(app.settings.output_dir, ref_a, ref_b)
-    print_summary(f"{result['from']} -> {result['to']}", result, as_json=as_json)
+    _print_diff(result, as_json)
     if result["split_moves"]:
         click.echo(
             f"reelset: {result['split_moves']} movie(s) changed split between the versions",
@@ -125,6 +160,22 @@ def datasets_diff(app: App, ref_a: str, ref_b: str, as_json: bool) -> int:
         )
         return 1
     return 0
+
+
+def _print_diff(result: dict[str, Any], as_json: bool) -> None:
+    if not as_json:
+        result["baseline"] = {
+            metric: _score_change(m["from"], m["to"], m["change"])
+            for metric, m in result["baseline"].items()
+        } or "no baseline scores in either version"
+    print_summary(f"{result['from']} -> {result['to']}", result, as_json=as_json)
+
+
+def _score_change(before: float | None, after: float | None, change: float | None) -> str:
+    """``0.4810 -> 0.4920 (+0.0110)``; ``-`` for a side without the score."""
+    text = f"{'-' if before is None else f'{before:.4f}'} -> "
+    text += "-" if after is None else f"{after:.4f}"
+    return text if change is None else f"{text} ({change:+.4f})"
 
 
 def demo_build(settings: Settings | None = None) -> int:

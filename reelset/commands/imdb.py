@@ -19,7 +19,13 @@ _file = click.Path(dir_okay=False, path_type=Path)
 
 @click.group("imdb")
 def imdb_group() -> None:
-    """IMDb's official datasets (genres, ratings, votes) into the store."""
+    """IMDb's official datasets (genres, ratings, votes) into the store.
+
+    \b
+    Examples:
+      reelset imdb download --to data/imdb
+      reelset imdb import data/imdb
+    """
 
 
 @imdb_group.command("download")
@@ -40,7 +46,13 @@ def imdb_group() -> None:
 @json_option
 @click.pass_obj
 def imdb_download(app: App, directory: Path, extra: str, as_json: bool) -> int:
-    """Download IMDb's dataset files: resumable, retried, verified before use."""
+    """Download IMDb's dataset files: resumable, retried, verified before use.
+
+    \b
+    Examples:
+      reelset imdb download --to data/imdb
+      reelset imdb download --to data/imdb --files title.akas.tsv.gz
+    """
     from reelset.imdb.download import check_names, download_datasets
 
     cfg = app.settings.imdb
@@ -93,6 +105,11 @@ def imdb_import(
     DIRECTORY holds title.basics.tsv.gz (or .tsv) and, optionally, title.ratings.tsv.gz.
     Safe to run again: unchanged titles are not written. Malformed rows are counted,
     sampled in the summary and skipped.
+
+    \b
+    Examples:
+      reelset imdb import data/imdb
+      reelset imdb import --basics title.basics.tsv.gz --json
     """
     from reelset.imdb.cinemagoer import import_from_cinemagoer
     from reelset.imdb.importer import import_tsv, resolve_import_files
@@ -126,7 +143,12 @@ def imdb_import(
 @json_option
 @click.pass_obj
 def imdb_coverage_command(app: App, as_json: bool) -> int:
-    """How many TMDB movies in the store have a matching IMDb title."""
+    """How many TMDB movies in the store have a matching IMDb title.
+
+    \b
+    Example:
+      reelset imdb coverage --json
+    """
     from reelset.storage.imdb import imdb_coverage, imdb_title_count
 
     with app.open_store() as store:

@@ -10,14 +10,20 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reelset.commands.app import App, json_option
 from reelset.console import print_summary
 from reelset.redaction import redact
-from reelset.storage.bookkeeping import FAILURE_STATES, FailureEntry, RunEntry
+
+if TYPE_CHECKING:
+    from reelset.storage.bookkeeping import FailureEntry, RunEntry
+
+FAILURE_STATES = ("open", "abandoned", "resolved")
+"""``reelset.storage.bookkeeping.FAILURE_STATES``, repeated so that ``--help`` does not
+import the store (SQLAlchemy); ``tests/test_startup.py`` checks that they are equal."""
 
 KIND_ALIASES = {"imdb": "find"}
 """``--kind`` names that stand for a stored kind: ``imdb`` is ``find`` (IMDb id lookups)."""

@@ -7,14 +7,15 @@ files against the table and exits 1 when problems remain (after ``--repair``, if
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reelset.commands.app import App, flag, json_option
 from reelset.console import print_summary
-from reelset.posters.audit import AuditReport, audit_posters
-from reelset.posters.download import LazyTmdbClient, PostersInterrupted, download_posters
+
+if TYPE_CHECKING:  # imported in the commands: they load the store and the HTTP stack
+    from reelset.posters.audit import AuditReport
 
 
 @click.group("posters", invoke_without_command=True)
@@ -42,9 +43,16 @@ def posters_group(
     Exit codes: 0 all done (failures abandoned under [failures] do not count); 1 some
     downloads failed (they are retried by the next run); 2 configuration error; 3 the
     store is locked; 130 interrupted.
+
+    \b
+    Examples:
+      reelset posters
+      reelset posters --id 603 --retry-rejected --json
     """
     if ctx.invoked_subcommand is not None:
         return None
+    from reelset.posters.download import LazyTmdbClient, PostersInterrupted, download_posters
+
     app: App = ctx.obj
     settings = app.settings
     with app.open_store() as store, LazyTmdbClient(settings) as client:
@@ -81,7 +89,15 @@ def posters_verify(app: App, repair: bool, as_json: bool) -> int:
 
     Exit codes: 0 no problems (left); 1 problems remain; 2 configuration error; 3 the
     store is locked (--repair waits for no scrape or poster run); 130 interrupted.
+
+    \b
+    Examples:
+      reelset posters verify
+      reelset posters verify --repair --json
     """
+    from reelset.posters.audit import audit_posters
+    from reelset.posters.download import LazyTmdbClient
+
     settings = app.settings
     with app.open_store() as store, LazyTmdbClient(settings) as client:
         report = audit_posters(store, settings, repair=repair, client=client)

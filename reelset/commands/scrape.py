@@ -11,10 +11,12 @@ import click
 from reelset.commands.app import App, flag, json_option
 from reelset.console import print_summary
 from reelset.errors import UsageError
-from reelset.tmdb.discovery import STRATEGIES, read_ids_file
-from reelset.tmdb.scrape import ScrapeOptions, run_scrape
 
 log = logging.getLogger(__name__)
+
+STRATEGIES = ("popular", "discover", "export", "ids", "changes")
+"""``reelset.tmdb.discovery.STRATEGIES``, repeated so that ``--help`` does not import the
+scraper (numpy, requests); ``tests/test_startup.py`` checks that they are equal."""
 
 
 @click.command("scrape")
@@ -63,6 +65,9 @@ def scrape_command(
       reelset scrape --strategy changes
       reelset scrape --retry-failures --retry-abandoned
     """
+    from reelset.tmdb.discovery import read_ids_file
+    from reelset.tmdb.scrape import ScrapeOptions, run_scrape
+
     if strategy != "ids" and ids_file is not None:
         raise UsageError("--from FILE only goes with --strategy ids")
     if ids_file is not None:

@@ -183,7 +183,9 @@ def open_cinemagoer(uri: str) -> Any:
         from imdb import Cinemagoer
         from imdb.parser.s3.adapters import sqlite_path_from_uri
     except ImportError as exc:
-        raise CinemagoerError(f"cinemagoer is not installed ({exc})") from None
+        raise CinemagoerError(
+            f"cinemagoer is not installed ({exc}): pip install 'reelset[cinemagoer]'"
+        ) from None
     masked = mask_url(uri)
     if uri.startswith("sqlite:"):
         try:
@@ -266,6 +268,7 @@ def import_from_cinemagoer(
                 report.written += upsert_imdb_titles(store, batch)
                 run.counts = report.counts()
         run.raise_if_stopped()
+        store.genre_map.sync()  # [genres] imdb_to_tmdb and the IMDb genres stored now
         report.coverage = imdb_coverage(store).as_dict()
         report.elapsed_s = time.monotonic() - started
         run.counts = report.counts()

@@ -2,9 +2,10 @@
 
 ``Store`` holds the engine; its jobs live beside it: ``store.movies`` (:mod:`.movies`),
 ``store.runs``, ``store.failures``, ``store.locks`` and ``store.checkpoints``
-(:mod:`.bookkeeping`). Movie, genre, poster, IMDb and checkpoint rows (:mod:`.movies`,
-:mod:`.posters`, :mod:`.imdb`) are all written by the one insert/upsert helper
-(:meth:`Store.bulk_insert`) and its update twin (:meth:`Store.bulk_update`).
+(:mod:`.bookkeeping`), ``store.genre_map`` (:mod:`.genre_map`). Movie, genre, poster,
+IMDb and checkpoint rows (:mod:`.movies`, :mod:`.posters`, :mod:`.imdb`) are all written
+by the one insert/upsert helper (:meth:`Store.bulk_insert`) and its update twin
+(:meth:`Store.bulk_update`).
 
 This module is the only writer of the database. Every write is idempotent, so a rerun
 after any crash converges to the same state. On SQLite every write transaction starts
@@ -43,10 +44,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, SQLAlchemyError
 
-from reelset.config import Settings, mask_url
+from reelset.config import GenreSettings, Settings, mask_url
 from reelset.errors import StoreError, error_line
 from reelset.storage import schema
 from reelset.storage.bookkeeping import Checkpoints, Failures, Locks, Runs
+from reelset.storage.genre_map import GenreMap
 from reelset.storage.movies import Movies
 
 log = logging.getLogger(__name__)
@@ -83,12 +85,26 @@ class Store:
     :meth:`upgrade` yourself. All methods are safe to call from several threads.
     """
 
-    def __init__(self, url: str, *, busy_timeout_s: float = 30.0, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout_s: float = 30.0,
+        batch_size: int = 500,
+        imdb_to_tmdb: Mapping[str, int] | None = None,
+    ) -> None:
         self.url = url
         self.batch_size = batch_size
+        # What store.genre_map.sync() writes by default: [genres] imdb_to_tmdb.
+        self.imdb_to_tmdb: dict[str, int] = dict(
+            GenreSettings().imdb_to_tmdb if imdb_to_tmdb is None else imdb_to_tmdb
+        )
         try:
             self.engine: Engine = self._create_engine(url, busy_timeout_s)
-        except (ArgumentError, ImportError, ValueError) as exc:
+        except ImportError as exc:  # the PostgreSQL driver is an extra
+            hint = " (pip install 'reelset[postgres]')" if url.startswith("postgresql") else ""
+            raise StoreError(f"cannot open store {mask_url(url)}: {exc}{hint}") from None
+        except (ArgumentError, ValueError) as exc:
             raise StoreError(f"cannot open store {mask_url(url)}: {exc}") from None
         except OSError as exc:  # the store's folder cannot be created
             where = f" ({exc.filename})" if exc.filename else ""
@@ -102,6 +118,7 @@ class Store:
         self.failures = Failures(self)
         self.locks = Locks(self)
         self.checkpoints = Checkpoints(self)
+        self.genre_map = GenreMap(self)
 
     # -- setup -------------------------------------------------------------------------
 
@@ -147,6 +164,7 @@ class Store:
             settings.database_url,
             busy_timeout_s=settings.storage.busy_timeout_s,
             batch_size=settings.storage.batch_size,
+            imdb_to_tmdb=settings.genres.imdb_to_tmdb,
         )
         try:
             if upgrade:
