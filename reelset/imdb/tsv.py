@@ -27,11 +27,11 @@ import re
 import threading
 import zlib
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -132,9 +132,12 @@ class ParseStats:
             self.samples.append(f"{self.file}:{line_number}: {reason}")
 
 
-@dataclass(frozen=True, slots=True)
-class BasicsRow:
-    """One parsed ``title.basics`` row (``number`` is the tconst's digits as an int)."""
+class BasicsRow(NamedTuple):
+    """One parsed ``title.basics`` row (``number`` is the tconst's digits as an int).
+
+    A named tuple: millions are made per import, and a tuple is made several times
+    faster than a frozen dataclass.
+    """
 
     number: int
     imdb_id: str
@@ -447,6 +450,24 @@ class Ratings:
 
     def __len__(self) -> int:
         return len(self.numbers)
+
+    def lookup_columns(
+        self, numbers: Sequence[int]
+    ) -> tuple[list[float | None], list[int | None], int]:
+        """``(ratings, vote counts, how many found)`` of the title numbers, ``None`` if unrated."""
+        if not len(numbers) or not len(self.numbers):
+            return [None] * len(numbers), [None] * len(numbers), 0
+        wanted = np.asarray(numbers, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.numbers, wanted), len(self.numbers) - 1)
+        found = self.numbers[pos] == wanted
+        hits = found.tolist()
+        ratings = self.ratings[pos].tolist()
+        votes = self.votes[pos].tolist()
+        return (
+            [r if hit else None for r, hit in zip(ratings, hits, strict=True)],
+            [v if hit else None for v, hit in zip(votes, hits, strict=True)],
+            int(found.sum()),
+        )
 
     def lookup(self, numbers: list[int]) -> list[tuple[float, int] | None]:
         """The ``(average_rating, num_votes)`` of each title number, or ``None``."""
