@@ -97,6 +97,7 @@ def build_dataset(
         Store.open(settings, upgrade=False) as store,
         recorded_run(store, "build", {"name": name}, at_once=True) as run,
     ):
+        store.genre_map.sync(settings.genres.imdb_to_tmdb)  # for the genre_agreement view
         clean_staging(root)
         newest = versions(root)
         if newest and latest(root) != newest[-1]:

@@ -1,8 +1,11 @@
 """The dataset format ``reelset-dataset/1``: what a version folder holds, defined once.
 
-Every file of a version is documented in :data:`FILES` and every column of
-``data/<split>.parquet`` in :data:`DATA_COLUMNS` (name, Arrow type, nullability and
-meaning, one entry each); :func:`data_schema` and :func:`format_doc` both derive from them.
+Every file of a version is documented in :data:`FILES` and every column of the split
+files in :data:`DATA_COLUMNS` (name, Arrow type, nullability and meaning, one entry each),
+plus :data:`IMAGE_COLUMN` in ``embed`` mode; :func:`data_schema` and :func:`format_doc` both
+derive from them. The ``[build] images`` mode decides where the posters go
+(:data:`IMAGE_MODES`): inside the parquet shards, in WebDataset tar shards, or nowhere
+(the version refers to the posters folder).
 
 Parquet files are written with pinned writer options (:data:`PARQUET_OPTIONS`) from
 Arrow tables built with explicit schemas, so the same content gives the same bytes: no
@@ -27,6 +30,9 @@ from typing import Any
 import pyarrow as pa
 
 FORMAT = "reelset-dataset/1"
+
+IMAGE_MODES = ("embed", "webdataset", "reference")
+"""``[build] images``: posters in the parquet shards, in WebDataset tars, or left outside."""
 
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
@@ -110,11 +116,41 @@ DATA_COLUMNS: tuple[DataColumn, ...] = (
     DataColumn("vote_count", pa.int64(), "int64, nullable. TMDB vote count when last scraped."),
 )
 
+IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
+"""The Arrow layout of a Hugging Face ``datasets.Image`` value."""
+
+IMAGE_COLUMN = DataColumn(
+    "image",
+    IMAGE_TYPE,
+    "struct<bytes: binary, path: string>, nullable; embed mode only, the last column. The "
+    "poster in Hugging Face's Image layout: `bytes` = the poster file's bytes as stored "
+    "(`image_max_side = 0`) or an RGB JPEG whose longest side is at most `image_max_side`; "
+    "`path` = `<tmdb_id>.<ext>` (e.g. `603.jpg`); null when `poster_file` is null.",
+)
+"""The poster column of ``data/<split>-NNNNN-of-NNNNN.parquet`` (``embed`` mode only)."""
+
 FILES: tuple[tuple[str, str], ...] = (
     (
-        "`data/train.parquet`, `data/validation.parquet`, `data/test.parquet`",
-        "The movies of each split (columns below); zstd, rows sorted by `tmdb_id`, row "
-        "groups of `[build] row_group_size` rows. No movie is in two splits.",
+        "`data/<split>-00000-of-0000N.parquet` (`images = \"embed\"`, the default)",
+        "The movies of each split (`train`, `validation`, `test`; columns below, with "
+        "`image`) in Hugging Face-style shards of at most `[build] shard_max_bytes` (a "
+        "single movie larger than that gets a shard of its own; a split that fits is one "
+        "shard `-00000-of-00001`); the shards of a split, in order, are "
+        "`manifest.json` `data_files`. zstd (image bytes stored uncompressed), rows "
+        "sorted by `tmdb_id` across the shards, row groups of at most `[build] "
+        "row_group_size` rows and about 64 MiB of images. No movie is in two splits.",
+    ),
+    (
+        "`data/<split>.parquet` (`images = \"webdataset\"` or `\"reference\"`)",
+        "The movies of each split (columns below, no `image`), one file per split; zstd, "
+        "rows sorted by `tmdb_id`, row groups of `[build] row_group_size` rows.",
+    ),
+    (
+        "`data/<split>-000000.tar` (`images = \"webdataset\"`)",
+        "WebDataset shards of each split (`manifest.json` `webdataset_files`), at most "
+        "`[build] shard_max_bytes` each: per movie, in `tmdb_id` order, `<tmdb_id>.json` "
+        "(the row's columns) and, when it has a poster, `<tmdb_id>.<ext>` (the image bytes, "
+        "`jpg` when resized). Plain ustar, members sorted, mtime 0, owner 0, no user names.",
     ),
     (
         "`labels.json`",
@@ -159,15 +195,28 @@ FILES: tuple[tuple[str, str], ...] = (
     (
         "`manifest.json`",
         "name, version, created_at, parent_version, fingerprint (content + settings, not "
-        "time), config (secrets removed), store (masked URL, schema version, row counts), "
+        "time), config (no secrets, no local folders: `storage.database` instead of the "
+        "URL), store (backend, database file name or server URL without credentials, "
+        "schema version, row counts), baseline (the text baseline's thresholds and "
+        "scores, or why it was skipped), "
         "rules, removed per rule, rows per split, genre counts per split, label agreement "
-        "TMDB/IMDb per genre, poster duplicates, splits, sha256 and size of every other "
-        "file, library versions.",
+        "TMDB/IMDb per genre, poster duplicates, splits, `data_files` (the parquet files "
+        "of each split, in order), `webdataset_files` (webdataset mode), `images` (`mode`, "
+        "`max_side`, `quality`, `encoding` `as stored` or `jpeg`, `with_image` and `bytes` "
+        "per split, and in reference mode `posters_dir`: the posters folder relative to "
+        "the version folder), sha256 and size of every other file, library versions.",
+    ),
+    (
+        "`croissant.json`",
+        "The Croissant (MLCommons) JSON-LD description of the version, with the sha256 of "
+        "every file under `data/`.",
     ),
     (
         "`README.md`",
         "The dataset card: Hugging Face YAML front matter (`configs` -> `data_files` per "
-        "split), these statistics and the heatmap.",
+        "split, `dataset_info.features`: the poster as `Image`, genres as `ClassLabel` "
+        "names; licence), these statistics, the heatmap, the baseline scores, licence and "
+        "attribution.",
     ),
 )
 
@@ -182,7 +231,14 @@ or absent: it is written beside it under a dot-name and renamed at the end.
 | --- | --- |
 {files}
 
-Columns of `data/<split>.parquet`:
+Posters (`[build] images`): `embed` puts them in the parquet shards (`image` column,
+Hugging Face Image layout); `webdataset` in tar shards beside metadata-only parquet;
+`reference` leaves them in `[storage] posters_dir`, which the version only names (relative
+to the version folder in `manifest.json`): such a version is not portable. In every mode
+the bytes are the store's verified poster files, or, with `image_max_side` N > 0, RGB JPEGs
+at `image_quality` whose longest side is at most N (never upscaled, metadata stripped).
+
+Columns of the split files:
 
 | column | type and meaning |
 | --- | --- |
@@ -193,12 +249,18 @@ Columns of `data/<split>.parquet`:
 def format_doc() -> str:
     """The documentation of every file and column of a dataset version (Markdown)."""
     files = "\n".join(f"| {name} | {text} |" for name, text in FILES)
-    rows = "\n".join(f"| `{column.name}` | {column.doc} |" for column in DATA_COLUMNS)
+    rows = "\n".join(
+        f"| `{column.name}` | {column.doc} |" for column in (*DATA_COLUMNS, IMAGE_COLUMN)
+    )
     return FORMAT_DOC.replace("{files}", files).replace("{columns}", rows)
 
 
-def data_schema(n_labels: int) -> pa.Schema:
-    """The Arrow schema of ``data/<split>.parquet`` for ``n_labels`` labels."""
+def data_schema(n_labels: int, *, images: str = "reference") -> pa.Schema:
+    """The Arrow schema of a split's files for ``n_labels`` labels: the :data:`DATA_COLUMNS`,
+    and :data:`IMAGE_COLUMN` last when ``images`` is ``"embed"``."""
+    if images not in IMAGE_MODES:
+        raise ValueError(f"unknown images mode {images!r}")
+    columns = (*DATA_COLUMNS, IMAGE_COLUMN) if images == "embed" else DATA_COLUMNS
     return pa.schema(
         [
             pa.field(
@@ -206,7 +268,7 @@ def data_schema(n_labels: int) -> pa.Schema:
                 column.type if column.type is not None else pa.list_(pa.int8(), n_labels),
                 nullable=column.nullable,
             )
-            for column in DATA_COLUMNS
+            for column in columns
         ]
     )
 

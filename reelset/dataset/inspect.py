@@ -23,6 +23,7 @@ from reelset.dataset.versions import (
     read_labels,
     read_manifest,
     resolve,
+    split_files,
     versions,
 )
 from reelset.errors import UsageError, error_line
@@ -82,17 +83,40 @@ def _summary(
         "removed": {rule: n for rule, n in m["removed"].items() if n},
         "poster_duplicates": m["poster_duplicates"],
         "splits": m["splits"],
+        "baseline": _baseline_summary(m.get("baseline")),
+    }
+
+
+def _baseline_summary(baseline: Any) -> dict[str, Any] | str:
+    """The baseline's test scores and sample counts, or why there are none."""
+    if baseline is None:
+        return "none (disabled or built before baselines)"
+    if not isinstance(baseline, dict):
+        raise TypeError("baseline is not an object")
+    if "skipped" in baseline:
+        return f"skipped: {baseline['skipped']}"
+    return {
+        "model": baseline["model"],
+        "train_samples": baseline["train_samples"],
+        "test_samples": baseline["test_samples"],
+        "test": baseline["test"],
     }
 
 
 def _version_table(folder: Path) -> pa.Table:
+    """tmdb_id, genres (joined with "|") and split of every movie of a version.
+
+    Reads only those two columns of each split file, never the image bytes.
+    """
     parts = []
     for split in SPLITS:
-        path = folder / "data" / f"{split}.parquet"
-        try:
-            t = pq.read_table(path, columns=["tmdb_id", "genres"])
-        except (OSError, pa.ArrowException) as exc:
-            raise UsageError(f"cannot read {path}: {error_line(exc, limit=160)}") from None
+        pieces = []
+        for path in split_files(folder, split):
+            try:
+                pieces.append(pq.read_table(path, columns=["tmdb_id", "genres"]))
+            except (OSError, pa.ArrowException) as exc:
+                raise UsageError(f"cannot read {path}: {error_line(exc, limit=160)}") from None
+        t = pa.concat_tables(pieces)
         key = pc.binary_join(t.column("genres"), "|")
         parts.append(
             pa.table(
@@ -148,7 +172,39 @@ def diff(output_dir: Path, ref_a: str, ref_b: str) -> dict[str, Any]:
         },
         "labels_added": sorted(set(_names(folder_b)) - set(_names(folder_a))),
         "labels_removed": sorted(set(_names(folder_a)) - set(_names(folder_b))),
+        "baseline": baseline_change(read_manifest(folder_a), read_manifest(folder_b)),
     }
+
+
+def baseline_scores(manifest: dict[str, Any]) -> dict[str, float] | None:
+    """The baseline's test scores in a manifest; None when it has none (disabled, skipped,
+    or a version built before baselines)."""
+    baseline = manifest.get("baseline")
+    if not isinstance(baseline, dict) or not isinstance(baseline.get("test"), dict):
+        return None
+    return {
+        k: float(v) for k, v in baseline["test"].items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def baseline_change(
+    manifest_a: dict[str, Any], manifest_b: dict[str, Any]
+) -> dict[str, dict[str, float | None]]:
+    """Each baseline test score of two versions: {metric: {"from", "to", "change"}}.
+
+    A metric missing on one side has None there and as its change; {} when neither
+    version has baseline scores.
+    """
+    a, b = baseline_scores(manifest_a) or {}, baseline_scores(manifest_b) or {}
+    out: dict[str, dict[str, float | None]] = {}
+    for metric in [*a, *(k for k in b if k not in a)]:
+        before, after = a.get(metric), b.get(metric)
+        change = None
+        if before is not None and after is not None:
+            change = round(after - before, 4) + 0.0  # + 0.0: no "-0.0000"
+        out[metric] = {"from": before, "to": after, "change": change}
+    return out
 
 
 def _names(folder: Path) -> list[str]:

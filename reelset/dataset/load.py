@@ -5,6 +5,8 @@
     test = load("genres", "v0003", split="test")
     y = numpy.stack(train["labels"])                 # (movies, labels) int8 multi-hot
     names = [lab["name"] for lab in load_labels("genres", "v0003")]
+    copy = load(path="/mnt/usb/genres-v0003", split="test")   # a copied version folder
+    posters = load("genres", posters_dir="data/posters")      # + absolute poster_path
 
 ``output_dir`` defaults to the configured ``[build] output_dir`` (``config.toml`` /
 ``$REELSET_CONFIG``); ``name`` defaults to ``[build] name``.
@@ -12,17 +14,25 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from reelset.dataset.splits import SPLITS
-from reelset.dataset.versions import read_labels, read_manifest, resolve
-from reelset.errors import UsageError
+from reelset.dataset.versions import (
+    read_labels,
+    read_manifest,
+    resolve,
+    split_files,
+    version_folder,
+)
+from reelset.errors import UsageError, error_line
 
 ALL = "all"
 
@@ -44,11 +54,45 @@ def dataset_dir(
     version: str | int = "latest",
     *,
     output_dir: str | Path | None = None,
+    path: str | Path | None = None,
 ) -> Path:
-    """The folder of a dataset version (``version``: "latest", "v3", "v0003" or 3)."""
+    """The folder of a dataset version (``version``: "latest", "v3", "v0003" or 3).
+
+    With ``path`` (a version folder, e.g. a copy elsewhere, with no config or store) that
+    folder; ``name``, ``version`` and ``output_dir`` are then ignored.
+    """
+    if path is not None:
+        return version_folder(path)
     name, out = _defaults(name, output_dir)
     _, folder = resolve(out, name, None if version == "latest" else str(version))
     return folder
+
+
+def _read(path: Path, columns: list[str] | None) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise UsageError(f"cannot read {path}: {error_line(exc, limit=160)}") from None
+
+
+def _read_split(folder: Path, split: str, columns: list[str] | None) -> pa.Table:
+    """Every parquet file of a split (all its shards, in order) as one table."""
+    parts = [_read(path, columns) for path in split_files(folder, split)]
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+
+
+def posters_folder(folder: Path, posters_dir: str | Path | None = None) -> Path | None:
+    """The absolute posters folder for a version: ``posters_dir`` when given, else the
+    folder a reference-mode manifest names (relative to the version folder) if it exists
+    there; None when unknown."""
+    if posters_dir is not None:
+        return Path(posters_dir).expanduser().resolve()
+    relative = read_manifest(folder).get("images", {}).get("posters_dir")
+    if relative:
+        found = (folder / relative).resolve()
+        if found.is_dir():
+            return found
+    return None
 
 
 def load_arrow(
@@ -58,19 +102,39 @@ def load_arrow(
     *,
     output_dir: str | Path | None = None,
     columns: Sequence[str] | None = None,
+    path: str | Path | None = None,
+    posters_dir: str | Path | None = None,
 ) -> pa.Table:
-    """One split (or ``"all"``, with a ``split`` column added) as an Arrow table."""
-    folder = dataset_dir(name, version, output_dir=output_dir)
+    """One split (or ``"all"``, with a ``split`` column added) as an Arrow table.
+
+    Every shard of the split is read (``manifest.json`` ``data_files``); in embed mode the
+    ``image`` column comes as stored (``struct<bytes, path>``; leave it out with
+    ``columns`` to read only the metadata). ``path`` loads a version folder directly (see
+    :func:`dataset_dir`). When the posters folder is known (``posters_dir``, else the one a
+    reference-mode version names, if it exists) and ``poster_file`` is loaded, a
+    ``poster_path`` column holds each poster's absolute path (null without a poster).
+    """
+    folder = dataset_dir(name, version, output_dir=output_dir, path=path)
     wanted = list(columns) if columns is not None else None
     if split == ALL:
         parts = []
         for s in SPLITS:
-            table = pq.read_table(folder / "data" / f"{s}.parquet", columns=wanted)
-            parts.append(table.append_column("split", pa.array([s] * table.num_rows)))
-        return pa.concat_tables(parts)
-    if split not in SPLITS:
+            table = _read_split(folder, s, wanted)
+            parts.append(
+                table.append_column("split", pa.array([s] * table.num_rows, pa.string()))
+            )
+        table = pa.concat_tables(parts)
+    elif split in SPLITS:
+        table = _read_split(folder, split, wanted)
+    else:
         raise UsageError(f"unknown split {split!r}: use train, validation, test or all")
-    return pq.read_table(folder / "data" / f"{split}.parquet", columns=wanted)
+    root = posters_folder(folder, posters_dir)
+    if root is not None and "poster_file" in table.column_names:
+        table = table.append_column(
+            "poster_path",
+            pc.binary_join_element_wise(str(root), table.column("poster_file"), os.sep),
+        )
+    return table
 
 
 def load(
@@ -80,9 +144,15 @@ def load(
     *,
     output_dir: str | Path | None = None,
     columns: Sequence[str] | None = None,
+    path: str | Path | None = None,
+    posters_dir: str | Path | None = None,
 ) -> pd.DataFrame:
-    """One split (or ``"all"``) as a pandas DataFrame; ``labels`` holds int8 arrays."""
-    return load_arrow(name, version, split, output_dir=output_dir, columns=columns).to_pandas()
+    """One split (or ``"all"``) as a pandas DataFrame; ``labels`` holds int8 arrays (see
+    :func:`load_arrow` for ``path``, ``posters_dir`` and the ``image`` column)."""
+    return load_arrow(
+        name, version, split, output_dir=output_dir, columns=columns, path=path,
+        posters_dir=posters_dir,
+    ).to_pandas()
 
 
 def load_labels(
@@ -90,10 +160,11 @@ def load_labels(
     version: str | int = "latest",
     *,
     output_dir: str | Path | None = None,
+    path: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """The labels of a version, in multi-hot order (``labels.json`` ``labels``)."""
     labels: list[dict[str, Any]] = read_labels(
-        dataset_dir(name, version, output_dir=output_dir)
+        dataset_dir(name, version, output_dir=output_dir, path=path)
     )["labels"]
     return labels
 
@@ -103,6 +174,7 @@ def load_manifest(
     version: str | int = "latest",
     *,
     output_dir: str | Path | None = None,
+    path: str | Path | None = None,
 ) -> dict[str, Any]:
     """The ``manifest.json`` of a version."""
-    return read_manifest(dataset_dir(name, version, output_dir=output_dir))
+    return read_manifest(dataset_dir(name, version, output_dir=output_dir, path=path))

@@ -8,7 +8,10 @@ vectorized:
    (:mod:`reelset.dataset.poster_duplicates`);
 3. labels (:mod:`reelset.dataset.labels`): the label source, rare genres dropped;
 4. splits (:mod:`reelset.dataset.splits`): stratified, stable across versions (the
-   previous version's split ledger is an input).
+   previous version's split ledger is an input);
+5. the text baseline (:mod:`reelset.dataset.baseline`, ``[build] baseline``): its scores
+   go into the manifest; they follow from the content and settings the fingerprint
+   covers, so they are not part of it.
 
 The output tables are built by column name from the schemas of
 :mod:`reelset.dataset.format`; the plan's fingerprint decides whether a build writes
@@ -34,6 +37,7 @@ import pyarrow.parquet as pq
 from reelset import __version__
 from reelset.config import Settings
 from reelset.dataset import cooccurrence
+from reelset.dataset.baseline import SplitData, train_baseline
 from reelset.dataset.format import (
     FORMAT,
     LEDGER_FILE,
@@ -51,6 +55,7 @@ from reelset.dataset.labels import (
     label_lists,
     multi_hot,
 )
+from reelset.dataset.portable import portable_config
 from reelset.dataset.poster_duplicates import find_poster_duplicates
 from reelset.dataset.read import StoreSnapshot
 from reelset.dataset.select import DEDUPE_RULES, RULES, select_movies
@@ -248,6 +253,7 @@ def plan_build(
         split: full.filter(pa.array(codes == i)) for i, split in enumerate(SPLITS)
     }
     removed = _removed_table(removals.table(), snapshot)
+    baseline = _baseline(split_tables, y, codes, label_set, settings) if cfg.baseline else None
     new_ledger = _next_ledger(ledger, final_ids, codes, version)
 
     cooc, scopes = cooccurrence.cooccurrence_table(
@@ -275,7 +281,7 @@ def plan_build(
         "parent_version": parent,
         "fingerprint": fp,
         "reelset_version": __version__,
-        "config": settings.public_dict(),
+        "config": portable_config(settings),
         "store": snapshot.store,
         "rules": dict(RULES),
         "removed": removed_counts,
@@ -311,6 +317,7 @@ def plan_build(
             "newly_assigned": assignment.assigned,
             "ledger_size": new_ledger.num_rows,
         },
+        "baseline": baseline,
         "files": {},
         "libraries": library_versions(),
     }
@@ -327,6 +334,24 @@ def plan_build(
         labels_doc=labels_doc,
         manifest=manifest,
         fingerprint=fp,
+    )
+
+
+def _baseline(
+    split_tables: dict[str, pa.Table],
+    y: npt.NDArray[np.int8],
+    codes: npt.NDArray[np.int8],
+    label_set: LabelSet,
+    settings: Settings,
+) -> dict[str, Any]:
+    """The text baseline of the version (:mod:`reelset.dataset.baseline`)."""
+    data = {
+        split: SplitData(split_tables[split].column("overview").to_pylist(), y[codes == i])
+        for i, split in enumerate(SPLITS)
+    }
+    return train_baseline(
+        data["train"], data["validation"], data["test"], label_set.names,
+        seed=settings.build.seed, max_samples=settings.build.baseline_max_samples,
     )
 
 

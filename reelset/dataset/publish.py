@@ -1,5 +1,11 @@
 """Publishing a planned version: its files, the dataset card, ``LATEST``, and the lock.
 
+The splits are written as ``[build] images`` says (:func:`write_splits`), their posters
+streamed from the posters folder (:mod:`reelset.dataset.images`) into the shard writers
+(:mod:`reelset.dataset.shards`); then the other tables, the card (which reads the
+manifest's ``data_files``/``webdataset_files``/``images``), ``croissant.json`` (with the
+digests of every file under ``data/``) and, last, ``manifest.json``.
+
 Every file is written with :mod:`reelset.files` (temp file, fsync, rename, fsync the
 folder), parquet with the pinned options of :mod:`reelset.dataset.format`. The version
 folder itself is published the same way one level up: everything is written into
@@ -31,13 +37,18 @@ import pyarrow.parquet as pq
 from reelset.config import Settings
 from reelset.dataset import cooccurrence
 from reelset.dataset.card import dataset_card
+from reelset.dataset.croissant import croissant_document
 from reelset.dataset.format import LEDGER_FILE, PARQUET_OPTIONS
+from reelset.dataset.images import PosterReader, poster_refs
 from reelset.dataset.plan import Plan
+from reelset.dataset.shards import SplitFiles, write_parquet_shards, write_tar_shards
 from reelset.dataset.versions import LABELS_FILE, MANIFEST_FILE, write_latest
 from reelset.errors import LockedError, ReelsetError, StoreError, UsageError, error_line
 from reelset.files import TEMP_PREFIX, atomic_path, fsync_dir, write_text
 
 log = logging.getLogger(__name__)
+
+CROISSANT_FILE = "croissant.json"
 
 
 def write_parquet(table: pa.Table, path: Path, *, row_group_size: int) -> None:
@@ -101,8 +112,13 @@ def write_plan(plan: Plan, root: Path, settings: Settings, *, now: dt.datetime) 
     moved = False
     try:
         (staging / "data").mkdir(parents=True)
+        written = write_splits(plan, staging / "data", settings)
         tables = {
-            **{f"data/{split}.parquet": table for split, table in plan.splits.items()},
+            **{
+                f"data/{split}.parquet": table
+                for split, table in plan.splits.items()
+                if cfg.images != "embed"
+            },
             "removed.parquet": plan.removed,
             "poster_duplicates.parquet": plan.poster_duplicates,
             LEDGER_FILE: plan.ledger,
@@ -118,12 +134,17 @@ def write_plan(plan: Plan, root: Path, settings: Settings, *, now: dt.datetime) 
         )
         manifest = dict(plan.manifest)
         manifest["created_at"] = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        manifest.update(
+            files_manifest(written, settings, posters_rel=_relative(settings.posters_dir, final))
+        )
         write_text(staging / "README.md", dataset_card(manifest, plan.labels_doc))
-        manifest["files"] = {
-            path.relative_to(staging).as_posix(): file_digest(path)
-            for path in sorted(staging.rglob("*"))
-            if path.is_file()
-        }
+        # Each file is hashed once: the data files for croissant.json, then the others.
+        data_digests = _digests(staging, staging / "data", {})
+        write_text(
+            staging / CROISSANT_FILE,
+            dump_json(croissant_document(manifest, plan.labels_doc, data_digests)),
+        )
+        manifest["files"] = _digests(staging, staging, data_digests)
         # Each write above synced its own folder; the manifest's syncs the staging folder.
         write_text(staging / MANIFEST_FILE, dump_json(manifest))
         os.rename(staging, final)
@@ -142,6 +163,96 @@ def write_plan(plan: Plan, root: Path, settings: Settings, *, now: dt.datetime) 
             ) from None
         raise
     return final
+
+
+def write_splits(plan: Plan, data_dir: Path, settings: Settings) -> dict[str, SplitFiles]:
+    """Write each split's files as ``[build] images`` says, streaming the posters.
+
+    ``embed``: parquet shards with an ``image`` column; ``webdataset``: tar shards (the
+    metadata-only ``data/<split>.parquet`` is written with the other tables);
+    ``reference``: nothing here, the poster files are only checked to exist. Every split
+    is read before a missing or corrupt poster fails the build (one line with the count).
+    """
+    cfg = settings.build
+    posters_dir = settings.posters_dir
+    written: dict[str, SplitFiles] = {}
+    with PosterReader(
+        posters_dir, max_side=cfg.image_max_side, quality=cfg.image_quality
+    ) as reader:
+        for split, table in plan.splits.items():
+            refs = poster_refs(
+                table.column("tmdb_id").to_pylist(),
+                table.column("poster_file").to_pylist(),
+                table.column("poster_sha256").to_pylist(),
+            )
+            if cfg.images == "reference":
+                sizes = list(reader.sizes(refs))
+                written[split] = SplitFiles(
+                    parquet=[f"data/{split}.parquet"],
+                    with_image=sum(size is not None for size in sizes),
+                    image_bytes=sum(size or 0 for size in sizes),
+                )
+            elif cfg.images == "webdataset":
+                written[split] = write_tar_shards(
+                    table, reader.images(refs), data_dir, split,
+                    shard_max_bytes=cfg.shard_max_bytes,
+                )
+                written[split].parquet = [f"data/{split}.parquet"]
+            else:
+                written[split] = write_parquet_shards(
+                    table, reader.images(refs), data_dir, split,
+                    shard_max_bytes=cfg.shard_max_bytes, row_group_size=cfg.row_group_size,
+                )
+            log.info("%s: %d rows, %d with a poster (%d bytes)", split, table.num_rows,
+                     written[split].with_image, written[split].image_bytes)
+        if reader.worker_pids:
+            log.info("posters resized in %d worker processes", len(reader.worker_pids))
+        reader.problems.raise_if_any()
+    return written
+
+
+def files_manifest(
+    written: dict[str, SplitFiles], settings: Settings, *, posters_rel: str
+) -> dict[str, Any]:
+    """The manifest's ``data_files``, ``webdataset_files`` and ``images`` entries."""
+    cfg = settings.build
+    images: dict[str, Any] = {
+        "mode": cfg.images,
+        "max_side": cfg.image_max_side,
+        "quality": cfg.image_quality,
+        "encoding": "jpeg" if cfg.image_max_side else "as stored",
+        "with_image": {split: files.with_image for split, files in written.items()},
+        "bytes": {split: files.image_bytes for split, files in written.items()},
+    }
+    entries: dict[str, Any] = {
+        "data_files": {split: files.parquet for split, files in written.items()},
+    }
+    if cfg.images == "webdataset":
+        entries["webdataset_files"] = {split: files.tars for split, files in written.items()}
+    if cfg.images == "reference":
+        images["posters_dir"] = posters_rel
+    entries["images"] = images
+    return entries
+
+
+def _digests(
+    staging: Path, folder: Path, known: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """relpath -> :func:`file_digest` of every file under ``folder``, in path order
+    (``known`` digests are reused)."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(staging).as_posix()
+            found[rel] = known[rel] if rel in known else file_digest(path)
+    return found
+
+
+def _relative(target: Path, version_folder: Path) -> str:
+    """``target`` relative to the version folder, POSIX (never an absolute path)."""
+    return Path(
+        os.path.relpath(target.resolve(), version_folder.parent.resolve() / version_folder.name)
+    ).as_posix()
 
 
 def _os_error_text(exc: OSError) -> str:

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, Integer, Select, case, cast, func, literal, select
 
 from reelset.console import progress
+from reelset.dataset.portable import describe_database
 from reelset.storage import Store, schema
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,8 @@ class StoreSnapshot:
     imdb_genres: pa.Table
     """(imdb_id, genre) of the IMDb titles active movies point to."""
     store: dict[str, Any]
-    """Masked URL, backend, schema version and row counts."""
+    """Backend, database (file name, or server URL without credentials), schema version
+    and row counts (:func:`reelset.dataset.portable.describe_database`)."""
     inactive: pa.Table
     """(tmdb_id, imdb_id, title) of movies whose status is not 'active' (``status_gone``)."""
 
@@ -258,12 +260,8 @@ def read_store(store: Store, *, chunk_rows: int = CHUNK_ROWS) -> StoreSnapshot:
     version = store.check_version()
     counts = store.row_counts()
     tables = read_store_arrow(store, chunk_rows=chunk_rows)
-    info = {
-        "url": store.masked_url,
-        "backend": store.dialect,
-        "schema_version": version,
-        "row_counts": counts,
-    }
+    # Described, not named: a version never records a local path or a credential.
+    info = {**describe_database(store.url), "schema_version": version, "row_counts": counts}
     log.info(
         "read %d active movies, %d genre rows, %d ok posters, %d IMDb genre rows",
         tables["movies"].num_rows,

@@ -164,3 +164,19 @@ def split_files(folder: Path, split: str) -> list[Path]:
     if listed:
         return [folder / rel for rel in listed]
     return [folder / "data" / f"{split}.parquet"]
+
+
+def webdataset_files(folder: Path, split: str) -> list[Path]:
+    """The WebDataset tar shards of one split, in order (``manifest.json``
+    ``webdataset_files``); empty unless the version was built with ``images = "webdataset"``."""
+    listed = read_manifest(folder).get("webdataset_files", {}).get(split) or []
+    return [folder / rel for rel in listed]
+
+
+def version_folder(path: str | Path) -> Path:
+    """A version folder given by its path (e.g. a copy, with no config or store): it must
+    hold a ``manifest.json``; :class:`UsageError` otherwise."""
+    folder = Path(path).expanduser()
+    if not (folder / MANIFEST_FILE).is_file():
+        raise UsageError(f"{folder} is not a dataset version folder (no {MANIFEST_FILE})")
+    return folder

@@ -7,7 +7,9 @@ other stages own, by plain SQL inserts.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import io
 import random
 import textwrap
 from collections.abc import Iterable, Iterator
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from reelset.config import Settings, settings_from_dict
 from reelset.storage import Genre, MovieRecord, Store, schema
@@ -59,20 +62,44 @@ def movie(tmdb_id: int, **fields: Any) -> MovieRecord:
     return MovieRecord(tmdb_id=tmdb_id, **values)
 
 
+@functools.lru_cache(maxsize=4096)
+def poster_jpeg(seed: str, width: int = 20, height: int = 30) -> bytes:
+    """A small, real JPEG whose pixels derive from ``seed`` (distinct seeds, distinct bytes)."""
+    rng = random.Random(seed)
+    image = Image.frombytes("RGB", (width, height), rng.randbytes(width * height * 3))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+POSTER_BYTES: dict[str, bytes] = {}
+"""sha256 -> bytes of every poster :func:`poster_row` made; :meth:`Crafted.posters` writes
+them into the posters folder."""
+
+
 def poster_row(tmdb_id: int, *, sha: str | None = None, phash: str | None = None,
-               status: str = "ok") -> dict[str, Any]:
-    """A posters row (sha256 and phash derived from the id unless given)."""
-    digest = sha or hashlib.sha256(f"poster {tmdb_id}".encode()).hexdigest()
+               status: str = "ok", data: bytes | None = None) -> dict[str, Any]:
+    """A posters row with a real poster file's bytes behind it (written by
+    :meth:`Crafted.posters`): ``data``, else a small JPEG made from ``sha`` (rows given the
+    same ``sha`` get byte-identical posters) or from the id. The row's ``sha256`` is the
+    bytes' real hash; phash derives from the id unless given."""
+    ok = status == "ok"
+    if ok:
+        content = data if data is not None else poster_jpeg(sha or f"poster {tmdb_id}")
+        digest = hashlib.sha256(content).hexdigest()
+        POSTER_BYTES[digest] = content
+        with Image.open(io.BytesIO(content)) as image:
+            width, height, fmt = image.width, image.height, image.format
     return {
         "tmdb_id": tmdb_id,
         "status": status,
-        "sha256": digest if status == "ok" else None,
-        "file_path": f"{digest[:2]}/{digest}.jpg" if status == "ok" else None,
-        "width": 500 if status == "ok" else None,
-        "height": 750 if status == "ok" else None,
-        "format": "JPEG" if status == "ok" else None,
-        "phash": phash or (f"{random.Random(tmdb_id).getrandbits(64):016x}"
-                           if status == "ok" else None),
+        "sha256": digest if ok else None,
+        "file_path": f"{digest[:2]}/{digest}.{'jpg' if fmt == 'JPEG' else str(fmt).lower()}"
+        if ok else None,
+        "width": width if ok else None,
+        "height": height if ok else None,
+        "format": fmt if ok else None,
+        "phash": phash or (f"{random.Random(tmdb_id).getrandbits(64):016x}" if ok else None),
         "attempts": 1,
     }
 
@@ -88,20 +115,27 @@ class Crafted:
     def settings(self, output: str = "out", **build: Any) -> Settings:
         """Settings reading this store and writing to ``tmp_path/output``."""
         data = {
-            "storage": {"url": self.url, "posters_dir": str(self.tmp_path / "posters")},
+            "storage": {"url": self.url, "posters_dir": str(self.posters_dir)},
             "build": {"output_dir": str(self.tmp_path / output), "min_genre_count": 1, **build},
         }
         return settings_from_dict(data, base_dir=self.tmp_path)
 
-    def config_file(self) -> Path:
-        """A config.toml for the command line, with the settings of :meth:`settings`."""
+    def config_file(self, images: str = "reference") -> Path:
+        """A config.toml for the command line, with the settings of :meth:`settings`.
+
+        ``images`` defaults to ``reference``: the command-line tests edit and read
+        ``data/<split>.parquet`` and are not about posters (``test_images`` passes
+        ``embed``).
+        """
         path = self.tmp_path / "config.toml"
         path.write_text(textwrap.dedent(f"""
             [storage]
             url = "{self.url}"
+            posters_dir = "{self.posters_dir}"
             [build]
             output_dir = "{self.tmp_path / 'out'}"
             min_genre_count = 1
+            images = "{images}"
         """))
         return path
 
@@ -109,9 +143,20 @@ class Crafted:
         """Write movies through the Store API."""
         self.store.movies.upsert(list(records))
 
+    @property
+    def posters_dir(self) -> Path:
+        """The posters folder of :meth:`settings`."""
+        return self.tmp_path / "posters"
+
     def posters(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Insert or replace posters rows."""
+        """Insert or replace posters rows, writing their files content-addressed like the
+        file store (``<sha[:2]>/<sha>.<ext>``)."""
         rows = list(rows)
+        for row in rows:
+            if row["file_path"] is not None and row["sha256"] in POSTER_BYTES:
+                target = self.posters_dir / row["file_path"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(POSTER_BYTES[row["sha256"]])
         with self.store.write() as conn:
             conn.execute(
                 schema.posters.delete().where(

@@ -124,3 +124,20 @@ def test_demo_build_builds_and_shows(cli: Crafted, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "dataset genres v0001 built" in out and "dataset genres v0001\n" in out
     assert "Drama:" in out and "(train " in out
+
+
+def test_diff_and_show_print_the_baseline(
+    cli: Crafted, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "build")[0] == 0
+    cli.add(random_movies(100, seed=12, start_id=5000))
+    assert run(capsys, "build")[0] == 0
+    code, out, _ = run(capsys, "datasets", "diff", "genres@v1", "genres@v2", "--json")
+    moved = json.loads(out)["baseline"]
+    assert code == 0 and set(moved) >= {"micro_f1", "macro_f1", "precision_at_3"}
+    code, out, _ = run(capsys, "datasets", "diff", "genres@v1", "genres@v2")
+    m = moved["macro_f1"]
+    assert code == 0 and "  baseline:\n" in out
+    assert f"    macro_f1: {m['from']:.4f} -> {m['to']:.4f} ({m['change']:+.4f})\n" in out
+    code, out, _ = run(capsys, "datasets", "show", "genres@v2")
+    assert code == 0 and f"    test macro_f1: {m['to']:.4f}\n" in out

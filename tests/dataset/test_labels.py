@@ -5,13 +5,11 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
+from reelset.dataset import load_arrow
 from reelset.dataset.build import BuildResult
 from reelset.dataset.labels import imdb_label_id
-from reelset.dataset.splits import SPLITS
 from reelset.dataset.versions import read_labels, read_manifest
 from tests.dataset.conftest import Crafted, build, movie
 
@@ -45,9 +43,7 @@ def sources(crafted: Crafted) -> Crafted:
 
 def _rows(result: BuildResult) -> dict[int, dict[str, Any]]:
     assert result.path is not None
-    table = pa.concat_tables(
-        pq.read_table(result.path / "data" / f"{s}.parquet") for s in SPLITS
-    )
+    table = load_arrow(path=result.path, split="all").drop_columns(["split"])
     return {r["tmdb_id"]: r for r in table.to_pylist()}
 
 

@@ -21,7 +21,9 @@ from reelset.dataset.versions import latest
 from reelset.files import TEMP_PREFIX
 from tests.dataset.conftest import Crafted, build, movie, poster_row, random_movies
 
-DATA_FILES = [f"data/{s}.parquet" for s in SPLITS] + [
+SHARDS = {s: f"data/{s}-00000-of-00001.parquet" for s in SPLITS}  # small posters: one each
+DATA_FILES = [
+    *SHARDS.values(),
     "removed.parquet",
     "poster_duplicates.parquet",
     "split_assignments.parquet",
@@ -43,9 +45,12 @@ def test_rebuild_is_byte_identical(filled: Crafted) -> None:
     one = build(filled, "out1", row_group_size=100)
     two = build(filled, "out2", row_group_size=100)
     assert one.fingerprint == two.fingerprint
-    for name in DATA_FILES:
+    files = json.loads((one.path / "manifest.json").read_text())["files"]
+    assert set(files) >= set(DATA_FILES)
+    assert files == json.loads((two.path / "manifest.json").read_text())["files"]
+    for name in files:  # the card and croissant.json too, posters included
         assert (one.path / name).read_bytes() == (two.path / name).read_bytes(), name
-    meta = pq.ParquetFile(one.path / "data" / "train.parquet").metadata
+    meta = pq.ParquetFile(one.path / SHARDS["train"]).metadata
     assert meta.num_row_groups == -(-one.rows["train"] // 100)
     assert meta.row_group(0).column(0).compression == "ZSTD"
     assert set(meta.metadata or {}) == {b"ARROW:schema"}  # no pandas metadata, no times
@@ -95,9 +100,14 @@ def test_manifest_and_card(filled: Crafted, monkeypatch: pytest.MonkeyPatch) -> 
 
         data = (result.path / name).read_bytes()
         assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    assert set(manifest["files"]) == {*DATA_FILES, "README.md"}
+    assert set(manifest["files"]) == {*DATA_FILES, "README.md", "croissant.json"}
+    assert manifest["data_files"] == {s: [SHARDS[s]] for s in SPLITS}
+    assert manifest["images"]["mode"] == "embed"
+    assert sum(manifest["images"]["with_image"].values()) == len(
+        load("genres", split="all", output_dir=result.path.parent.parent,
+             columns=["poster_file"])["poster_file"].dropna())
     card = (result.path / "README.md").read_text()
-    assert card.startswith("---\n") and "path: data/validation.parquet" in card
+    assert card.startswith("---\n") and SHARDS["validation"] in card
     assert "cooccurrence.png" in card and "| `labels` |" in card
 
 
@@ -142,7 +152,7 @@ def test_cooccurrence_invariants(filled: Crafted) -> None:
 def test_files_load_with_pandas_pyarrow_and_loaders(filled: Crafted) -> None:
     result = build(filled)
     out = filled.tmp_path / "out"
-    frame = pd.read_parquet(result.path / "data" / "train.parquet")
+    frame = pd.read_parquet(result.path / SHARDS["train"])
     assert frame["tmdb_id"].is_monotonic_increasing and len(frame) == result.rows["train"]
     y = np.stack(frame["labels"].to_numpy())
     assert y.shape == (len(frame), len(result.labels)) and y.dtype == np.int8
@@ -189,10 +199,20 @@ def test_failure_in_the_last_step_leaves_no_version(
         raise RuntimeError("disk on fire")
 
     root = filled.tmp_path / "out" / "genres"
-    for target in ("write_latest", "dataset_card", "pq.write_table"):
+    real_write_table = publish.pq.ParquetWriter.write_table
+
+    def half_a_shard(self: object, table: object, **kwargs: object) -> None:
+        real_write_table(self, table, **kwargs)
+        raise RuntimeError("disk on fire")
+
+    targets = ("write_latest", "dataset_card", "croissant_document", "pq.write_table",
+               "ParquetWriter.write_table")
+    for target in targets:
         with monkeypatch.context() as patch:
             if target == "pq.write_table":
                 patch.setattr(publish.pq, "write_table", half_written)
+            elif target == "ParquetWriter.write_table":  # a poster shard, half written
+                patch.setattr(publish.pq.ParquetWriter, "write_table", half_a_shard)
             else:
                 patch.setattr(publish, target, broken)
             with pytest.raises(RuntimeError):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from iterstrat.ml_stratifiers import IterativeStratification
 
+from reelset.dataset import load_arrow
 from reelset.dataset.inspect import diff
 from reelset.dataset.splits import SPLITS, assign_splits, iterative_stratification
 from tests.dataset.conftest import Crafted, build, movie, plan_for, random_movies
@@ -46,7 +46,7 @@ def test_pinned_movies_count_towards_the_targets() -> None:
 def _split_of(path: object) -> dict[int, str]:
     out = {}
     for split in SPLITS:
-        table = pq.read_table(path / "data" / f"{split}.parquet", columns=["tmdb_id"])  # type: ignore[operator]
+        table = load_arrow(path=path, split=split, columns=["tmdb_id"])
         for i in table.column("tmdb_id").to_pylist():
             assert i not in out, f"movie {i} in two splits"
             out[i] = split

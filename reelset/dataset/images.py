@@ -1,0 +1,262 @@
+"""The posters of a dataset version: read from the store's file store, verified, resized.
+
+The builder never touches the network: a poster's bytes are read from
+``[storage] posters_dir / poster_file`` and checked against ``poster_sha256`` (the store's
+value). A missing or mismatching file never becomes a silent null image: the reader counts
+it (:class:`PosterProblems`) and the build fails once every split has been read
+(:meth:`PosterProblems.raise_if_any`), naming how many and the fix.
+
+With ``image_max_side`` 0 the verified bytes go into the dataset exactly as stored. With
+N > 0 each poster becomes an RGB JPEG whose longest side is at most N
+(:func:`reelset.posters.verify.training_copy`: EXIF orientation applied, no metadata kept,
+Lanczos, never upscaled), made in worker processes. Images are yielded in row order and
+only a bounded window of them is in flight, so memory does not grow with the dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from reelset.errors import StoreError
+from reelset.posters.filestore import is_valid_relpath
+
+log = logging.getLogger(__name__)
+
+CHUNK = 16
+"""Posters per task sent to a worker process."""
+IN_FLIGHT_PER_WORKER = 2
+"""Tasks queued per worker: enough to keep each busy, few enough to bound memory."""
+
+
+@dataclass(frozen=True)
+class PosterRef:
+    """Where one movie's poster is and what it must hash to (both None: no poster)."""
+
+    tmdb_id: int
+    file: str | None
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A poster ready for a dataset file: bytes and the stable name ``<tmdb_id>.<ext>``."""
+
+    data: bytes
+    name: str
+
+    @property
+    def ext(self) -> str:
+        """The file extension, without the dot."""
+        return self.name.rsplit(".", 1)[1]
+
+
+@dataclass
+class PosterProblems:
+    """Posters whose file is missing or does not hash to the store's sha256."""
+
+    posters_dir: Path
+    missing: list[PosterRef] = field(default_factory=list)
+    corrupt: list[PosterRef] = field(default_factory=list)
+
+    def add(self, ref: PosterRef, problem: str) -> None:
+        """Record ``ref`` as ``missing`` or ``corrupt``."""
+        (self.missing if problem == "missing" else self.corrupt).append(ref)
+
+    def raise_if_any(self) -> None:
+        """One :class:`StoreError` line with the counts, an example and the fix."""
+        if not self.missing and not self.corrupt:
+            return
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing")
+        if self.corrupt:
+            parts.append(f"{len(self.corrupt)} corrupt (sha256 differs from the store's)")
+        example = (self.missing or self.corrupt)[0]
+        raise StoreError(
+            f"{' and '.join(parts)} poster file(s) under {self.posters_dir} "
+            f"(e.g. {example.file} of movie {example.tmdb_id}); run `reelset posters verify "
+            "--repair`, then build again"
+        )
+
+
+def image_name(tmdb_id: int, poster_file: str, max_side: int) -> str:
+    """``603.jpg``: the name of a movie's image inside a dataset version."""
+    ext = "jpg" if max_side else PurePosixPath(poster_file).suffix.lstrip(".").lower()
+    return f"{tmdb_id}.{ext or 'bin'}"
+
+
+def _read_verified(path: Path, sha256: str) -> bytes | str:
+    """The file's bytes if they hash to ``sha256``, else ``missing`` or ``corrupt``."""
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return "missing"
+    return data if hashlib.sha256(data).hexdigest() == sha256 else "corrupt"
+
+
+def _load_one(root: Path, ref: PosterRef, max_side: int, quality: int) -> LoadedImage | str:
+    """One poster's dataset bytes, or the problem's name."""
+    assert ref.file is not None and ref.sha256 is not None
+    if not is_valid_relpath(ref.file):  # a name the file store never makes (e.g. "../x")
+        return "corrupt"
+    data = _read_verified(root / ref.file, ref.sha256)
+    if isinstance(data, str):
+        return data
+    if max_side:
+        from reelset.posters.verify import training_copy
+
+        try:
+            data, _, _ = training_copy(data, max_side=max_side, quality=quality)
+        except Exception:  # bytes that hash right but no longer decode: the same fix applies
+            return "corrupt"
+    return LoadedImage(data, image_name(ref.tmdb_id, ref.file, max_side))
+
+
+def _load_chunk(
+    root: Path, refs: Sequence[PosterRef], max_side: int, quality: int
+) -> tuple[int, list[LoadedImage | str]]:
+    """Worker task: (the worker's pid, the chunk's posters in order)."""
+    return os.getpid(), [_load_one(root, ref, max_side, quality) for ref in refs]
+
+
+def _quiet_worker() -> None:
+    """Workers leave Ctrl-C to the build, which stops the pool (no tracebacks from them)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def worker_count() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class PosterReader:
+    """Reads, verifies and (with ``max_side``) resizes posters, yielding them in order.
+
+    Use as a context manager: the worker pool (only made when resizing) lives until exit.
+    ``problems`` collects what was missing or corrupt; ``worker_pids`` the processes that
+    resized.
+    """
+
+    def __init__(
+        self, posters_dir: Path, *, max_side: int, quality: int, workers: int | None = None
+    ) -> None:
+        self.root = posters_dir
+        self.max_side = max_side
+        self.quality = quality
+        self.workers = workers or worker_count()
+        self.problems = PosterProblems(posters_dir)
+        self.worker_pids: set[int] = set()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> PosterReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: the build holds a database connection and signal handlers.
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_quiet_worker,
+            )
+        return self._pool
+
+    def images(self, refs: Iterable[PosterRef]) -> Iterator[LoadedImage | None]:
+        """Each movie's image, in the order of ``refs``; None without a poster (and for a
+        missing or corrupt file, which is recorded in ``problems``)."""
+        chunks = _chunks(refs, CHUNK)
+        if not self.max_side:
+            for chunk in chunks:
+                yield from self._collect(chunk, _load_chunk(self.root, _with_file(chunk),
+                                                            0, self.quality)[1])
+            return
+        pool = self._executor()
+        window = self.workers * IN_FLIGHT_PER_WORKER
+        pending: deque[tuple[list[PosterRef], Future[tuple[int, list[LoadedImage | str]]]]]
+        pending = deque()
+        for chunk in chunks:
+            pending.append((chunk, pool.submit(
+                _load_chunk, self.root, _with_file(chunk), self.max_side, self.quality)))
+            if len(pending) >= window:
+                yield from self._finish(*pending.popleft())
+        while pending:
+            yield from self._finish(*pending.popleft())
+
+    def sizes(self, refs: Iterable[PosterRef]) -> Iterator[int | None]:
+        """Each poster file's size without reading it (reference mode); None without a
+        poster, or when the file is missing (recorded in ``problems``)."""
+        for ref in refs:
+            if ref.file is None:
+                yield None
+                continue
+            path = self.root / ref.file
+            if not is_valid_relpath(ref.file) or not path.is_file():
+                self.problems.add(ref, "missing" if is_valid_relpath(ref.file) else "corrupt")
+                yield None
+                continue
+            yield path.stat().st_size
+
+    def _finish(
+        self, chunk: list[PosterRef], future: Future[tuple[int, list[LoadedImage | str]]]
+    ) -> Iterator[LoadedImage | None]:
+        pid, loaded = future.result()
+        self.worker_pids.add(pid)
+        yield from self._collect(chunk, loaded)
+
+    def _collect(
+        self, chunk: list[PosterRef], loaded: list[LoadedImage | str]
+    ) -> Iterator[LoadedImage | None]:
+        """Merge the loaded posters back into the chunk's rows (those without a file)."""
+        results = iter(loaded)
+        for ref in chunk:
+            if ref.file is None:
+                yield None
+                continue
+            result = next(results)
+            if isinstance(result, str):
+                self.problems.add(ref, result)
+                yield None
+            else:
+                yield result
+
+
+def _with_file(chunk: list[PosterRef]) -> list[PosterRef]:
+    """The refs of a chunk that have a poster to read."""
+    return [ref for ref in chunk if ref.file is not None]
+
+
+def _chunks(refs: Iterable[PosterRef], size: int) -> Iterator[list[PosterRef]]:
+    chunk: list[PosterRef] = []
+    for ref in refs:
+        chunk.append(ref)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def poster_refs(tmdb_ids: Sequence[int], files: Sequence[str | None],
+                shas: Sequence[str | None]) -> Iterator[PosterRef]:
+    """The poster references of a split's rows (columns tmdb_id, poster_file, poster_sha256)."""
+    for tmdb_id, file, sha in zip(tmdb_ids, files, shas, strict=True):
+        if file is not None and sha is None:
+            raise StoreError(f"movie {tmdb_id} has a poster file {file} without a sha256")
+        yield PosterRef(tmdb_id, file, sha)
