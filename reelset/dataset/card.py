@@ -354,7 +354,10 @@ def dataset_card(manifest: dict[str, Any], labels: dict[str, Any]) -> str:
     lines += [
         "## Genre co-occurrence",
         "",
-        "![P(column | row), genres ordered by spectral co-clustering](cooccurrence.png)",
+        "![P(column | row), genres ordered by spectral co-clustering](cooccurrence.png)"
+        if manifest.get("heatmap", "cooccurrence.png")
+        else "The matrices are in `cooccurrence.parquet` (no heatmap: matplotlib was not "
+        "installed when this version was built).",
         "",
         "## Removed movies",
         "",

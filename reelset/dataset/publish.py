@@ -127,12 +127,20 @@ def write_plan(plan: Plan, root: Path, settings: Settings, *, now: dt.datetime) 
         for relpath, table in tables.items():
             write_parquet(table, staging / relpath, row_group_size=cfg.row_group_size)
         write_text(staging / LABELS_FILE, dump_json(plan.labels_doc))
-        cooccurrence.draw_heatmap(
-            plan.counts_all, plan.label_set.names, staging / "cooccurrence.png",
-            seed=cfg.seed,
-            title=f"{plan.manifest['name']} {plan.version}: P(column genre | row genre)",
-        )
+        heatmap = _has_matplotlib()
+        if heatmap:
+            cooccurrence.draw_heatmap(
+                plan.counts_all, plan.label_set.names, staging / "cooccurrence.png",
+                seed=cfg.seed,
+                title=f"{plan.manifest['name']} {plan.version}: P(column genre | row genre)",
+            )
+        else:
+            log.warning(
+                "matplotlib is not installed: cooccurrence.png skipped (the matrices are in "
+                "cooccurrence.parquet; pip install 'reelset[plot]' for the heatmap)"
+            )
         manifest = dict(plan.manifest)
+        manifest["heatmap"] = "cooccurrence.png" if heatmap else None
         manifest["created_at"] = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         manifest.update(
             files_manifest(written, settings, posters_rel=_relative(settings.posters_dir, final))
@@ -253,6 +261,15 @@ def _relative(target: Path, version_folder: Path) -> str:
     return Path(
         os.path.relpath(target.resolve(), version_folder.parent.resolve() / version_folder.name)
     ).as_posix()
+
+
+def _has_matplotlib() -> bool:
+    """Whether the ``plot`` extra (matplotlib) can be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _os_error_text(exc: OSError) -> str:

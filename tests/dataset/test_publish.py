@@ -258,3 +258,29 @@ def test_killed_build_leaves_no_version(filled: Crafted, signal_name: str, code:
     # The next build cleans up and publishes v0001.
     assert build(filled).version == "v0001"
     assert not any(p.name.startswith(".staging-") for p in root.iterdir())
+
+
+_WITHOUT_MATPLOTLIB = """
+import sys
+sys.modules["matplotlib"] = None  # the `plot` extra is not installed
+from reelset.cli import main
+sys.exit(main(["build", "--json"]))
+"""
+
+
+def test_a_build_without_matplotlib_skips_only_the_heatmap(filled: Crafted) -> None:
+    env = {**os.environ, "REELSET_CONFIG": str(filled.config_file())}
+    proc = subprocess.run([sys.executable, "-c", _WITHOUT_MATPLOTLIB], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "cooccurrence.png skipped" in proc.stderr and "reelset[plot]" in proc.stderr
+    folder = filled.tmp_path / "out" / "genres" / "v0001"
+    assert not (folder / "cooccurrence.png").exists()
+    assert (folder / "cooccurrence.parquet").is_file()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["heatmap"] is None and "cooccurrence.png" not in manifest["files"]
+    card = (folder / "README.md").read_text()
+    assert "cooccurrence.png" not in card.split("## Format")[0]
+    assert "no heatmap: matplotlib was not installed" in card
+    again = build(filled, "out2")  # with matplotlib
+    assert again.path is not None and (again.path / "cooccurrence.png").is_file()
