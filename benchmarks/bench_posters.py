@@ -28,6 +28,24 @@ reelset >= img2dataset with verification on.
 
 Usage: ``.venv/bin/python benchmarks/bench_posters.py [--posters 2000] [--latency-ms 20]
 [--concurrency 16] [--i2d-processes 2] [--rounds 3] [--skip-img2dataset]``
+
+The workers case (``--case workers``) measures how poster throughput scales with
+``reelset posters --worker`` processes sharing one PostgreSQL store (claims with ``FOR
+UPDATE SKIP LOCKED`` under leases): 1, 2 and 4 workers (``--workers 1,2,4``), each with
+``--worker-threads`` download threads (default 2) and its decoding in those threads,
+against the same image server process (20 ms per image). Each round uses a fresh
+PostgreSQL database (``$REELSET_BENCH_POSTGRES_URL``, else ``$REELSET_TEST_POSTGRES_URL``,
+else ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``; an admin URL: a database
+is created and dropped per run) and a fresh posters folder, or with ``--s3`` a fresh
+prefix of a bucket on a local moto S3 server (``python -m moto.server``). Reported:
+posters/s per worker count (all posters over the span from the first worker's run start
+to the last one's end, as recorded in ``scrape_runs``: interpreter start-up aside),
+median and range over ``--rounds``, and the scaling ratio to one worker. Target: 2
+workers at least 1.7 times one worker on a 2-core machine. Every run checks that each
+poster was claimed and recorded exactly once.
+
+``.venv/bin/python benchmarks/bench_posters.py --case workers [--posters 1000]
+[--workers 1,2,4] [--worker-threads 2] [--rounds 3] [--s3]``
 """
 
 from __future__ import annotations
@@ -40,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -119,6 +138,200 @@ cpu = sum(cpu1[:4]) - sum(cpu0[:4])  # user + system, of this process and its ch
 ok = sum(json.loads(p.read_text())["successes"] for p in Path(out).glob("*_stats.json"))
 print(json.dumps({"elapsed": elapsed, "ok": ok, "cpu": cpu}))
 """
+
+
+WORKER_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    """One measured run of ``workers`` poster worker processes."""
+
+    workers: int
+    posters: int
+    span_s: float
+    wall_s: float
+
+
+def _pg_admin_url() -> str:
+    return os.environ.get(
+        "REELSET_BENCH_POSTGRES_URL",
+        os.environ.get(
+            "REELSET_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, dict):  # an inline table
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
+def _toml(sections: dict[str, dict[str, object]]) -> str:
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+    return "\n".join(lines) + "\n"
+
+
+class _MotoServer:
+    """A local S3 server (moto) in a child process, with dummy credentials."""
+
+    def __init__(self) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            "AWS_ACCESS_KEY_ID": "bench-key",
+            "AWS_SECRET_ACCESS_KEY": "bench-secret",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+        )
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(self.endpoint, timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        request = urllib.request.Request(f"{self.endpoint}/bench", method="PUT")
+        urllib.request.urlopen(request, timeout=10).close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def workers_run(
+    workers: int, *, base: str, paths: list[str], work: Path, threads: int, moto: _MotoServer | None
+) -> WorkerRun:
+    """Run ``workers`` worker processes on a fresh PostgreSQL store until every poster is
+    recorded; returns the measurement (and checks nothing was claimed twice)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from reelset.storage import MovieRecord, Store
+
+    admin_url = _pg_admin_url()
+    name = f"reelset_bench_{os.getpid()}_{time.monotonic_ns()}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    run_dir = work / name
+    run_dir.mkdir()
+    env = dict(os.environ)
+    storage: dict[str, object] = {"url": url, "posters_dir": str(run_dir / "posters")}
+    if moto is not None:
+        storage["posters_dir"] = f"s3://bench/{name}"
+        storage["storage_options"] = {"endpoint_url": moto.endpoint}
+        env.update(moto.env)
+    cfg = run_dir / "config.toml"
+    cfg.write_text(
+        _toml(
+            {
+                "storage": storage,
+                "tmdb": {"image_base_url": base, "poster_size": "w500"},
+                "posters": {
+                    "max_workers": threads,
+                    "rate_limit": "1000000/1s",
+                    "verify_processes": 0,
+                    "claim_batch": 64,
+                    "lease_seconds": 300.0,
+                },
+            }
+        )
+    )
+    try:
+        with Store(url) as store:
+            store.upgrade()
+            store.movies.upsert(
+                [MovieRecord(tmdb_id=i + 1, title=f"m{i}", poster_path=p)
+                 for i, p in enumerate(paths)]
+            )
+        cmd = [sys.executable, "-m", "reelset", "--config", str(cfg), "posters", "--worker",
+               "--json"]
+        started = time.perf_counter()
+        procs = [
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            for _ in range(workers)
+        ]
+        outputs = [p.communicate(timeout=WORKER_TIMEOUT_S) for p in procs]
+        wall = time.perf_counter() - started
+        for proc, (_out, err) in zip(procs, outputs, strict=True):
+            if proc.returncode != 0:
+                sys.stderr.write(err.decode(errors="replace")[-3000:])
+                raise SystemExit(f"a poster worker failed with exit code {proc.returncode}")
+        summaries = [json.loads(out) for out, _err in outputs]
+        claimed = sum(s["movies"] for s in summaries)
+        ok = sum(s["ok"] for s in summaries)
+        if claimed != len(paths) or ok != len(paths):
+            raise SystemExit(f"{workers} workers: claimed {claimed}, ok {ok} of {len(paths)}")
+        with Store(url) as store, store.read() as conn:
+            first, last, count = conn.execute(
+                text(
+                    "SELECT min(started_at), max(finished_at), count(*) FROM scrape_runs "
+                    "WHERE command = 'posters' AND status = 'succeeded'"
+                )
+            ).one()
+            recorded = conn.execute(
+                text("SELECT count(*) FROM posters WHERE status = 'ok'")
+            ).scalar_one()
+        if count != workers or recorded != len(paths):
+            raise SystemExit(f"{workers} workers: {count} runs, {recorded} posters recorded")
+        return WorkerRun(workers, ok, (last - first).total_seconds(), wall)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def workers_case(args: argparse.Namespace, base: str, paths: list[str]) -> None:
+    """The workers case: interleaved rounds of 1, 2, 4... workers; medians and ranges."""
+    counts = [int(n) for n in args.workers.split(",")]
+    moto = _MotoServer() if args.s3 else None
+    results: list[WorkerRun] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
+            for _ in range(args.rounds):
+                for n in counts:
+                    run = workers_run(n, base=base, paths=paths, work=Path(tmp),
+                                      threads=args.worker_threads, moto=moto)
+                    print(f"  {n} worker(s): {run.posters / run.span_s:.1f} posters/s "
+                          f"(span {run.span_s:.2f} s, wall {run.wall_s:.2f} s)", flush=True)
+                    results.append(run)
+    finally:
+        if moto is not None:
+            moto.stop()
+    where = "a local moto S3 server" if args.s3 else "a local folder"
+    print(
+        f"\n{len(paths)} posters (w500), image latency {args.latency_ms:g} ms, "
+        f"{args.worker_threads} download threads per worker, PostgreSQL store, files to "
+        f"{where}, {os.cpu_count()} CPUs, {args.rounds} rounds\n"
+    )
+    print(f"{'workers':>7} {'posters/s: median (range)':>28} {'scaling: median (range)':>26}")
+    one = [r.posters / r.span_s for r in results if r.workers == counts[0]]
+    for n in counts:
+        rates = [r.posters / r.span_s for r in results if r.workers == n]
+        ratios = [rate / base_rate for rate, base_rate in zip(rates, one, strict=True)]
+        print(
+            f"{n:>7} {statistics.median(rates):>12.1f} ({min(rates):.1f}-{max(rates):.1f})"
+            f"{statistics.median(ratios):>17.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+        )
+    if 2 in counts and counts[0] == 1:
+        two = [r.posters / r.span_s for r in results if r.workers == 2]
+        ratio = statistics.median(two) / statistics.median(one)
+        print(f"\n2 workers / 1 worker (medians): {ratio:.2f} (target >= 1.7)")
 
 
 @dataclass(frozen=True)
@@ -208,8 +421,16 @@ def main() -> None:
     parser.add_argument("--i2d-processes", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per tool")
     parser.add_argument("--skip-img2dataset", action="store_true")
+    parser.add_argument(
+        "--case", choices=("compare", "workers"), default="compare",
+        help="compare: reelset vs img2dataset; workers: PostgreSQL poster workers scaling",
+    )
+    parser.add_argument("--workers", default="1,2,4", help="worker counts (workers case)")
+    parser.add_argument("--worker-threads", type=int, default=2)
+    parser.add_argument("--s3", action="store_true", help="workers case: posters to moto S3")
     args = parser.parse_args()
-    i2d_python = None if args.skip_img2dataset else ensure_img2dataset()
+    workers = args.case == "workers"
+    i2d_python = None if args.skip_img2dataset or workers else ensure_img2dataset()
 
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(int(args.posters * 1.05) + 50), str(args.latency_ms)],
@@ -229,6 +450,9 @@ def main() -> None:
         assert len(paths) == args.posters, "catalog too small"
         urls = [f"{base}w500{p}" for p in paths]
         warm_up(urls, args.concurrency)
+        if workers:
+            workers_case(args, base, paths)
+            return
         with tempfile.TemporaryDirectory(prefix="bench-posters-") as tmp:
             work = Path(tmp)
             (work / "paths.txt").write_text("\n".join(paths) + "\n")

@@ -18,8 +18,9 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from pydantic import (
     AfterValidator,
@@ -34,6 +35,9 @@ from pydantic import (
 
 from reelset.errors import ConfigError
 from reelset.transport.ratespec import RateSpec, parse_rate
+
+if TYPE_CHECKING:
+    from reelset.dataset.remote import RemotePath
 
 ENV_CONFIG = "REELSET_CONFIG"
 ENV_API_KEY = "TMDB_API_KEY"
@@ -78,13 +82,96 @@ class _Paced(_Section):
         return parse_rate(self.rate_limit)
 
 
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_SECRET_OPTION_NAMES = frozenset(
+    {"key", "secret", "token", "password", "passwd"}
+)
+_SECRET_OPTION_PARTS = ("secret", "password", "passwd", "token", "credential", "access_key")
+CREDENTIALS_HINT = (
+    "credentials come from the backend's own environment or config (for S3: "
+    "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE), never from reelset's config"
+)
+
+
+def posters_url_scheme(value: str) -> str | None:
+    """The URL scheme of a ``posters_dir`` value (``s3``, ``file``…), ``None`` for a path."""
+    match = _URL_SCHEME.match(value)
+    return match.group(1).lower() if match else None
+
+
+def _check_posters_dir(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must be a folder or an fsspec URL (s3://bucket/prefix)")
+    scheme = posters_url_scheme(value)
+    if scheme is None:
+        return value
+    # The value itself is never echoed: it may hold a secret.
+    parts = urlsplit(value)
+    if "@" in parts.netloc:
+        raise ValueError(f"the {scheme}:// URL must not embed credentials: {CREDENTIALS_HINT}")
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ValueError(f"the {scheme}:// URL must not have a query or fragment")
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise ValueError("a file:// URL must be absolute: file:///path/to/posters")
+        return value
+    from fsspec.registry import known_implementations, registry
+
+    if scheme not in known_implementations and scheme not in registry:
+        raise ValueError(f"no fsspec backend for {scheme}:// (s3://, gs://, file://, ...)")
+    if not parts.netloc:
+        raise ValueError(f"the {scheme}:// URL must name a bucket: {scheme}://bucket/prefix")
+    return value.rstrip("/")
+
+
+def _check_storage_options(value: Any, where: str = "") -> None:
+    """Refuse option names that hold secrets, at any depth, and URLs with credentials."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = str(key).lower()
+            if (
+                name in _SECRET_OPTION_NAMES
+                or name.endswith("_key")
+                or any(part in name for part in _SECRET_OPTION_PARTS)
+            ):
+                raise ValueError(f"{where}{key!r} looks like a secret: {CREDENTIALS_HINT}")
+            _check_storage_options(item, f"{where}{key}.")
+    elif isinstance(value, list):
+        for item in value:
+            _check_storage_options(item, where)
+    elif isinstance(value, str) and _URL_SCHEME.match(value) and "@" in urlsplit(value).netloc:
+        raise ValueError(f"{where.rstrip('.')}: a URL must not embed credentials")
+
+
 class StorageSettings(_Section):
-    """``[storage]``: where the store and the poster files live."""
+    """``[storage]``: where the store and the poster files live.
+
+    ``posters_dir`` is a folder (relative to the config's folder) or an fsspec URL
+    (``s3://bucket/prefix``, ``gs://...``, ``file:///...``); ``storage_options`` are the
+    backend's non-secret options (``endpoint_url``, ``region_name``...). Credentials
+    never come from here: see :data:`CREDENTIALS_HINT`.
+    """
 
     url: str = "sqlite:///data/reelset.db"
-    posters_dir: Path = Path("data/posters")
+    posters_dir: str = "data/posters"
+    storage_options: dict[str, Any] = Field(default_factory=dict)
     busy_timeout_s: float = Field(30.0, gt=0)
     batch_size: int = Field(500, ge=1, le=10_000)
+
+    @field_validator("posters_dir", mode="before")
+    @classmethod
+    def _posters_dir(cls, value: Any) -> Any:
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if isinstance(value, str):
+            return _check_posters_dir(value)
+        return value
+
+    @field_validator("storage_options")
+    @classmethod
+    def _storage_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_storage_options(value)
+        return value
 
     @field_validator("url")
     @classmethod
@@ -166,6 +253,11 @@ class PosterSettings(_Paced):
     """A poster rejected for a reason a new download may fix (``truncated``,
     ``not_an_image``, ``corrupt``) is downloaded again by a run this many days later
     (0: never)."""
+    claim_batch: int = Field(64, ge=1, le=10_000)
+    """Posters a ``reelset posters --worker`` claims at a time (PostgreSQL stores)."""
+    lease_seconds: float = Field(300.0, ge=1, le=86_400)
+    """How long a worker's claim holds without renewal: the posters of a worker that died
+    are claimed by another this long after its last renewal."""
 
     @field_validator("allowed_formats")
     @classmethod
@@ -284,7 +376,9 @@ class SplitFractions(_Section):
 class BuildSettings(_Section):
     """``[build]``: the dataset builder's rules and output."""
 
-    output_dir: Path = Path("data/datasets")
+    output_dir: str = "data/datasets"
+    """A folder (relative to the config's folder) or an fsspec URL (``s3://bucket/prefix``,
+    ``gs://...``, ``file:///...``) read and written with ``[storage] storage_options``."""
     name: str = "genres"
     label_source: Literal["tmdb", "imdb", "union"] = "tmdb"
     dedupe_imdb_id: bool = True
@@ -319,6 +413,15 @@ class BuildSettings(_Section):
     baseline: bool = True
     baseline_max_samples: int = Field(20_000, ge=100)
 
+    @field_validator("output_dir", mode="before")
+    @classmethod
+    def _output_dir(cls, value: Any) -> Any:
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if isinstance(value, str):
+            return _check_posters_dir(value)  # the same rules as any fsspec location
+        return value
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
@@ -342,15 +445,61 @@ class Settings(_Section):
     source: str = Field("<defaults>", exclude=True)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
-    @property
-    def posters_dir(self) -> Path:
-        """``storage.posters_dir`` resolved against the config's folder."""
-        return _resolve(self.base_dir, self.storage.posters_dir)
+    @model_validator(mode="after")
+    def _options_need_url(self) -> Settings:
+        locations = (self.storage.posters_dir, self.build.output_dir)
+        if self.storage.storage_options and all(
+            posters_url_scheme(value) in (None, "file") for value in locations
+        ):
+            raise ValueError(
+                "[storage] storage_options apply only to an object-storage posters_dir or "
+                "[build] output_dir URL"
+            )
+        return self
 
     @property
-    def output_dir(self) -> Path:
-        """``build.output_dir`` resolved against the config's folder."""
-        return _resolve(self.base_dir, self.build.output_dir)
+    def posters_url(self) -> str | None:
+        """``storage.posters_dir`` when it is an object-storage URL (``s3://...``), else
+        ``None`` (a local folder or a ``file://`` URL: see :attr:`posters_dir`)."""
+        value = self.storage.posters_dir
+        return value if posters_url_scheme(value) not in (None, "file") else None
+
+    @property
+    def posters_dir(self) -> Path:
+        """The local posters folder: ``storage.posters_dir`` resolved against the config's
+        folder (a ``file://`` URL gives its path). Raises :class:`ConfigError` when the
+        posters live in object storage (:attr:`posters_url`): go through
+        :class:`reelset.posters.filestore.PosterStore` then."""
+        value = self.storage.posters_dir
+        scheme = posters_url_scheme(value)
+        if scheme == "file":
+            return Path(url2pathname(urlsplit(value).path))
+        if scheme is not None:
+            raise ConfigError(
+                f"[storage] posters_dir is in object storage ({scheme}://): "
+                "this needs a local posters folder"
+            )
+        return _resolve(self.base_dir, Path(value))
+
+    @property
+    def posters_location(self) -> str:
+        """Where the posters live, for messages: the local folder or the URL."""
+        return self.posters_url or str(self.posters_dir)
+
+    @property
+    def output_dir(self) -> Path | RemotePath:
+        """``build.output_dir``: a folder resolved against the config's folder (a
+        ``file://`` URL gives its path), or the object-storage location of a URL, read and
+        written with ``[storage] storage_options``."""
+        value = self.build.output_dir
+        scheme = posters_url_scheme(value)
+        if scheme == "file":
+            return Path(url2pathname(urlsplit(value).path))
+        if scheme is not None:
+            from reelset.dataset.remote import RemotePath
+
+            return RemotePath.from_url(value, self.storage.storage_options)
+        return _resolve(self.base_dir, Path(value))
 
     @property
     def database_url(self) -> str:

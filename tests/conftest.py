@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from reelset.storage import Store
 
-pytest_plugins = ["tests.cli_env"]
+pytest_plugins = ["tests.cli_env", "tests.object_store"]
 
 DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 

@@ -35,7 +35,7 @@ def _keys(model: object, prefix: str = "") -> set[str]:
 def _toml_keys(data: dict, prefix: str = "") -> set[str]:
     out: set[str] = set()
     for name, value in data.items():
-        if isinstance(value, dict) and name not in ("patch", "imdb_to_tmdb"):
+        if isinstance(value, dict) and name not in ("patch", "imdb_to_tmdb", "storage_options"):
             out |= _toml_keys(value, f"{prefix}{name}.")
         else:
             out.add(f"{prefix}{name}")

@@ -22,6 +22,11 @@ if TYPE_CHECKING:  # imported in the commands: they load the store and the HTTP 
 @json_option
 @flag("--retry-rejected", "Also download again posters rejected before (e.g. a server fault).")
 @flag("--retry-abandoned", "Also retry failed posters whose failure was abandoned.")
+@flag(
+    "--worker",
+    "Be one of any number of workers sharing the downloads through a PostgreSQL store "
+    "(on any machines): each claims [posters] claim_batch posters at a time under a lease.",
+)
 @click.option(
     "--id",
     "tmdb_ids",
@@ -36,28 +41,33 @@ def posters_group(
     as_json: bool,
     retry_rejected: bool,
     retry_abandoned: bool,
+    worker: bool,
     tmdb_ids: tuple[int, ...],
 ) -> int | None:
     """Download every poster still missing or failed (or whose poster_path changed).
 
     Exit codes: 0 all done (failures abandoned under [failures] do not count); 1 some
     downloads failed (they are retried by the next run); 2 configuration error; 3 the
-    store is locked; 130 interrupted.
+    store is locked (a run holds the posters lock, or --worker processes are running); 130
+    interrupted.
 
     \b
     Examples:
       reelset posters
       reelset posters --id 603 --retry-rejected --json
+      reelset posters --worker   # on each machine, sharing a PostgreSQL store
     """
     if ctx.invoked_subcommand is not None:
         return None
     from reelset.posters.download import LazyTmdbClient, PostersInterrupted, download_posters
+    from reelset.posters.workers import run_poster_worker
 
     app: App = ctx.obj
     settings = app.settings
+    run = run_poster_worker if worker else download_posters
     with app.open_store() as store, LazyTmdbClient(settings) as client:
         try:
-            summary = download_posters(
+            summary = run(
                 store,
                 settings,
                 client=client,

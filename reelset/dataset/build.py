@@ -6,23 +6,42 @@ version in memory (:mod:`reelset.dataset.plan`), and when its fingerprint differ
 the latest version's, publish it (:mod:`reelset.dataset.publish`: a staging folder
 renamed into place, then ``LATEST`` moves); when it equals it, the build is
 ``unchanged`` and writes nothing.
+
+For an object-storage ``output_dir`` (:mod:`reelset.dataset.remote`) the version is
+written into a local temporary folder the same way, then uploaded with
+``manifest.json`` last, then ``LATEST`` moves. The build lock is then the store's run
+lock for the dataset's URL (a local file lock cannot exclude other machines).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from reelset.config import Settings
-from reelset.dataset.plan import plan_build, read_ledger
+from reelset.dataset.format import LEDGER_FILE, LEDGER_SCHEMA
+from reelset.dataset.load import read_parquet
+from reelset.dataset.plan import Plan, plan_build, read_ledger
 from reelset.dataset.publish import build_lock, clean_staging, write_plan
 from reelset.dataset.read import read_store
+from reelset.dataset.remote import (
+    Folder,
+    RemotePath,
+    clean_leftovers,
+    lock_name,
+    publish_version,
+)
 from reelset.dataset.splits import SPLITS
 from reelset.dataset.versions import (
+    VERSION_RE,
     check_name,
     latest,
     next_version,
@@ -30,7 +49,8 @@ from reelset.dataset.versions import (
     versions,
     write_latest,
 )
-from reelset.runs import recorded_run, stop_on_signals
+from reelset.errors import LockedError, UsageError
+from reelset.runs import Run, recorded_run, stop_on_signals
 from reelset.storage import Store
 
 log = logging.getLogger(__name__)
@@ -44,7 +64,7 @@ class BuildResult:
     status: str
     version: str | None
     parent_version: str | None
-    path: Path | None
+    path: Folder | None
     fingerprint: str
     rows: dict[str, int]
     removed: dict[str, int]
@@ -86,32 +106,56 @@ def build_dataset(
     """
     name = check_name(name or settings.build.name)
     root = settings.output_dir / name
+    if isinstance(root, RemotePath) and settings.build.images == "reference":
+        raise UsageError(
+            'images = "reference" needs a local output_dir (a version in object storage '
+            'cannot point at a posters folder): use "embed" or "webdataset"'
+        )
     if dry_run:
         with (
             stop_on_signals(threading.Event(), at_once=True),
             Store.open(settings, upgrade=False) as store,
         ):
             return _build(store, settings, name, root, dry_run=True, now=now)
-    with (
-        build_lock(root, name),
-        Store.open(settings, upgrade=False) as store,
-        recorded_run(store, "build", {"name": name}, at_once=True) as run,
-    ):
-        store.genre_map.sync(settings.genres.imdb_to_tmdb)  # for the genre_agreement view
+    locks = (lock_name(root),) if isinstance(root, RemotePath) else ()
+    try:
+        with (
+            build_lock(root, name) if isinstance(root, Path) else contextlib.nullcontext(),
+            Store.open(settings, upgrade=False) as store,
+            recorded_run(store, "build", {"name": name}, locks=locks, at_once=True) as run,
+        ):
+            return _locked_build(store, run, settings, name, root, now=now)
+    except LockedError as exc:
+        if not locks:
+            raise
+        raise LockedError(
+            f"another build of dataset {name!r} to {root} is running ({exc})"
+        ) from None
+
+
+def _locked_build(
+    store: Store, run: Run, settings: Settings, name: str, root: Folder, *,
+    now: dt.datetime | None,
+) -> BuildResult:
+    """The build under its lock, as a recorded run."""
+    store.genre_map.sync(settings.genres.imdb_to_tmdb)  # for the genre_agreement view
+    if isinstance(root, RemotePath):
+        clean_leftovers(root, VERSION_RE)
+    else:
         clean_staging(root)
-        newest = versions(root)
-        if newest and latest(root) != newest[-1]:
-            write_latest(root, newest[-1])  # a build died between rename and pointer
-        result = _build(store, settings, name, root, dry_run=False, now=now)
-        run.counts = {"result": result.status, "version": result.version, "rows": result.rows}
-        return result
+    newest = versions(root)
+    if newest and latest(root) != newest[-1]:
+        write_latest(root, newest[-1])  # a build died between rename and pointer
+    result = _build(store, settings, name, root, dry_run=False, now=now)
+    run.counts = {"result": result.status, "version": result.version, "rows": result.rows}
+    return result
 
 
 def _build(
     store: Store,
     settings: Settings,
     name: str,
-    root: Path,
+    root: Folder,
     *,
     dry_run: bool,
     now: dt.datetime | None,
@@ -123,17 +167,21 @@ def _build(
     snapshot = read_store(store)
     plan = plan_build(
         snapshot, settings, name=name, version=str(version), parent=parent,
-        ledger=read_ledger(parent_folder),
+        ledger=_ledger(parent_folder),
     )
     status = "dry-run" if dry_run else "built"
-    path: Path | None = None
+    path: Folder | None = None
     if parent_folder is not None and read_manifest(parent_folder).get("fingerprint") == (
         plan.fingerprint
     ):
         status, version, path = "unchanged", parent, parent_folder
         log.info("dataset %s unchanged since %s", name, parent)
     elif not dry_run:
-        path = write_plan(plan, root, settings, now=now or dt.datetime.now(dt.UTC))
+        when = now or dt.datetime.now(dt.UTC)
+        if isinstance(root, RemotePath):
+            path = _publish_remote(plan, root, settings, now=when)
+        else:
+            path = write_plan(plan, root, settings, now=when)
         log.info("dataset %s %s written to %s", name, version, path)
     m = plan.manifest
     return BuildResult(
@@ -152,3 +200,26 @@ def _build(
         splits={k: m["splits"][k] for k in
                 ("kept_from_ledger", "inherited_from_duplicates", "newly_assigned")},
     )
+
+
+def _ledger(parent_folder: Folder | None) -> pa.Table:
+    """The parent version's split ledger (empty without a parent)."""
+    if not isinstance(parent_folder, RemotePath):
+        return read_ledger(parent_folder)
+    ledger = parent_folder / LEDGER_FILE
+    if not ledger.is_file():
+        return LEDGER_SCHEMA.empty_table()
+    return read_parquet(ledger).cast(LEDGER_SCHEMA)
+
+
+def _publish_remote(
+    plan: Plan, root: RemotePath, settings: Settings, *, now: dt.datetime
+) -> RemotePath:
+    """Write the version into a local temporary folder (the same bytes as a local build),
+    upload it with ``manifest.json`` last, then move ``LATEST``."""
+    target = root / plan.version
+    with tempfile.TemporaryDirectory(prefix="reelset-build-") as tmp:
+        local = write_plan(plan, Path(tmp), settings, now=now)
+        publish_version(local, target)
+    write_latest(root, plan.version)
+    return target

@@ -34,6 +34,11 @@ Where the images come from, by the version's ``manifest.json`` ``images.mode``:
   (``posters_dir=``, else the manifest's ``images.posters_dir``, relative to the version
   folder, else ``[storage] posters_dir`` for versions older than the ``images`` setting).
 
+A version in object storage (``path="s3://..."`` or an ``output_dir`` URL, with
+``storage_options``; :mod:`reelset.dataset.remote`) is read the same way: the parquet
+row groups and the tar members by ranged reads; the pickled object carries the fsspec
+filesystem, so DataLoader workers read on their own.
+
 Resizing (``image_size``): images are converted to RGB, then made exactly ``(width,
 height)`` by the ``fit`` policy: ``"pad"`` (default) scales the whole poster to fit and
 centres it on black bars, keeping its aspect ratio and every pixel of content;
@@ -59,6 +64,7 @@ import pyarrow.parquet as pq
 
 from reelset.dataset.format import IMAGE_COLUMN
 from reelset.dataset.load import dataset_dir
+from reelset.dataset.remote import Folder, RemotePath, location, parquet_source
 from reelset.dataset.splits import SPLITS
 from reelset.dataset.versions import read_labels, read_manifest, split_files
 from reelset.errors import ReelsetError, UsageError
@@ -86,6 +92,7 @@ def load_examples(
     fit: Fit = "pad",
     transform: Callable[[dict[str, Any]], Any] | None = None,
     cache_row_groups: int = 2,
+    storage_options: dict[str, Any] | None = None,
 ) -> GenreExamples:
     """One split of a version as a map-style dataset (:class:`GenreExamples`).
 
@@ -93,9 +100,10 @@ def load_examples(
     ``name`` under ``output_dir`` (both default to the ``[build]`` settings).
     ``image_size``: an int (a square) or ``(width, height)``; None keeps each image as
     stored. ``transform`` is called with each example dict and its result is the item.
+    ``path`` and ``output_dir`` may be fsspec URLs, read with ``storage_options``.
     """
-    folder = Path(path) if path is not None else dataset_dir(
-        name, version, output_dir=output_dir
+    folder = location(path, storage_options) if path is not None else dataset_dir(
+        name, version, output_dir=output_dir, storage_options=storage_options
     )
     return GenreExamples(
         folder,
@@ -113,7 +121,7 @@ class GenreExamples:
 
     def __init__(
         self,
-        folder: str | Path,
+        folder: str | Path | RemotePath,
         split: str = "train",
         *,
         posters_dir: str | Path | None = None,
@@ -132,7 +140,7 @@ class GenreExamples:
             cache_row_groups < 1
         ):
             raise UsageError(f"cache_row_groups must be a positive int, not {cache_row_groups!r}")
-        self.folder = Path(folder)
+        self.folder: Folder = folder if isinstance(folder, RemotePath) else location(folder)
         if not self.folder.is_dir():
             raise UsageError(f"{self.folder} is not a dataset version folder")
         self.split = split
@@ -161,7 +169,7 @@ class GenreExamples:
         self._poster_file = table.column("poster_file").combine_chunks()
 
         self._posters_dir: Path | None = None
-        self._tars: list[Path] = []
+        self._tars: list[Folder] = []
         if self.mode == "embed":
             self._groups = _row_groups(self._files)
         elif self.mode == "webdataset":
@@ -279,7 +287,8 @@ class GenreExamples:
             f = int(files[g])
             handle = self._parquet.get(f)
             if handle is None:
-                handle = self._parquet[f] = pq.ParquetFile(self._files[f])
+                source, fs = parquet_source(self._files[f])
+                handle = self._parquet[f] = pq.ParquetFile(source, filesystem=fs)
             table = handle.read_row_group(int(groups[g]), columns=[IMAGE])
             column = table.column(IMAGE).combine_chunks().field("bytes")
             self._cache[g] = column
@@ -294,10 +303,14 @@ class GenreExamples:
         tar, offset, size = (int(v) for v in self._members[i])
         if tar < 0:
             return None
-        handle = self._open_tars.get(tar)
-        if handle is None:
-            handle = self._open_tars[tar] = open(self._tars[tar], "rb")  # noqa: SIM115
-        data: bytes = os.pread(handle.fileno(), size, offset)
+        path = self._tars[tar]
+        if isinstance(path, RemotePath):
+            data = path.read_range(offset, size)
+        else:
+            handle = self._open_tars.get(tar)
+            if handle is None:
+                handle = self._open_tars[tar] = open(path, "rb")  # noqa: SIM115
+            data = os.pread(handle.fileno(), size, offset)
         if len(data) != size:
             raise ReelsetError(f"{self._tars[tar]} is truncated (tmdb_id {self._tmdb_ids[i]})")
         return data
@@ -333,10 +346,11 @@ def _size(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
     return (sizes[0], sizes[1])
 
 
-def _read_columns(path: Path, mode: str) -> pa.Table:
+def _read_columns(path: Folder, mode: str) -> pa.Table:
     """The in-memory columns of one parquet file of a split."""
+    source, fs = parquet_source(path)
     try:
-        schema = pq.read_schema(path)
+        schema = pq.read_schema(source, filesystem=fs)
     except FileNotFoundError:
         raise UsageError(f"{path} is missing: the version is incomplete") from None
     except (OSError, pa.ArrowInvalid) as exc:
@@ -346,7 +360,7 @@ def _read_columns(path: Path, mode: str) -> pa.Table:
     missing = [c for c in _COLUMNS if c not in schema.names]
     if missing:
         raise UsageError(f"{path} lacks the column(s) {', '.join(missing)}")
-    return pq.read_table(path, columns=list(_COLUMNS))
+    return pq.read_table(source, columns=list(_COLUMNS), filesystem=fs)
 
 
 def _labels_matrix(column: pa.ChunkedArray, n_labels: int) -> npt.NDArray[np.int8]:
@@ -357,7 +371,7 @@ def _labels_matrix(column: pa.ChunkedArray, n_labels: int) -> npt.NDArray[np.int
 
 
 def _row_groups(
-    files: list[Path],
+    files: list[Folder],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int32]]:
     """For every row group of the split's files, in row order: its first row, its file and
     its index in that file."""
@@ -366,7 +380,8 @@ def _row_groups(
     indices: list[int] = []
     row = 0
     for f, path in enumerate(files):
-        meta = pq.read_metadata(path)
+        source, fs = parquet_source(path)
+        meta = pq.read_metadata(source, filesystem=fs)
         for g in range(meta.num_row_groups):
             starts.append(row)
             owners.append(f)
@@ -375,23 +390,26 @@ def _row_groups(
     return (np.array(starts, np.int64), np.array(owners, np.int32), np.array(indices, np.int32))
 
 
-def _tar_files(folder: Path, manifest: dict[str, Any], split: str) -> list[Path]:
+def _tar_files(folder: Folder, manifest: dict[str, Any], split: str) -> list[Folder]:
     """The split's tar shards: from ``webdataset_files``, else ``data/<split>-*.tar``."""
     listed = (manifest.get("webdataset_files") or {}).get(split)
     if listed:
         return [folder / rel for rel in listed]
-    return sorted((folder / "data").glob(f"{split}-*.tar"))
+    return sorted((folder / "data").glob(f"{split}-*.tar"), key=str)
 
 
 def _index_tars(
-    tars: list[Path], tmdb_ids: npt.NDArray[np.int64]
+    tars: list[Folder], tmdb_ids: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.int64]:
     """(tar, data offset, size) of each row's image member; tar -1 when it has none."""
     row_of = {int(t): i for i, t in enumerate(tmdb_ids)}
     members = np.full((len(tmdb_ids), 3), -1, dtype=np.int64)
     for t, path in enumerate(tars):
         try:
-            with tarfile.open(path, mode="r:") as archive:
+            with (
+                path.open() if isinstance(path, RemotePath) else open(path, "rb") as fh,
+                tarfile.open(fileobj=fh, mode="r:") as archive,
+            ):
                 for info in archive:
                     stem, _, ext = info.name.rpartition("/")[2].partition(".")
                     if not info.isfile() or ext == "json" or not stem.isdigit():
@@ -405,12 +423,12 @@ def _index_tars(
 
 
 def _posters_folder(
-    folder: Path, images: dict[str, Any], posters_dir: str | Path | None
+    folder: Folder, images: dict[str, Any], posters_dir: str | Path | None
 ) -> Path:
     """The posters folder of a reference-mode version (see the module doc)."""
     if posters_dir is not None:
         found = Path(posters_dir)
-    elif images.get("posters_dir"):
+    elif images.get("posters_dir") and isinstance(folder, Path):
         found = folder / str(images["posters_dir"])
     else:
         from reelset.config import load_settings

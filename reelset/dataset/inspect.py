@@ -2,19 +2,21 @@
 
 List every dataset with its versions, show one version's counts, labels and removals,
 diff two versions (movies added, removed, relabelled, split moves). Reads only the
-version folders (manifest, labels.json, split files), never the store.
+version folders (manifest, labels.json, split files), never the store; ``output_dir``
+is a local folder or a location in object storage
+(:class:`~reelset.dataset.remote.RemotePath`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from reelset.dataset.load import read_parquet
+from reelset.dataset.remote import Folder
 from reelset.dataset.splits import SPLITS
 from reelset.dataset.versions import (
     dataset_names,
@@ -31,7 +33,7 @@ from reelset.errors import UsageError, error_line
 EXAMPLES = 10
 
 
-def list_datasets(output_dir: Path) -> list[dict[str, Any]]:
+def list_datasets(output_dir: Folder) -> list[dict[str, Any]]:
     """Every dataset name with its versions, latest version, rows and creation time."""
     out = []
     for name in dataset_names(output_dir):
@@ -51,7 +53,7 @@ def list_datasets(output_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def show(output_dir: Path, ref: str) -> dict[str, Any]:
+def show(output_dir: Folder, ref: str) -> dict[str, Any]:
     """Counts, labels and removals of ``NAME[@vN]``."""
     name, version = parse_ref(ref)
     version, folder = resolve(output_dir, name, version)
@@ -67,7 +69,7 @@ def show(output_dir: Path, ref: str) -> dict[str, Any]:
 
 
 def _summary(
-    name: str, version: str, folder: Path, m: dict[str, Any], labels: dict[str, Any]
+    name: str, version: str, folder: Folder, m: dict[str, Any], labels: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -103,7 +105,7 @@ def _baseline_summary(baseline: Any) -> dict[str, Any] | str:
     }
 
 
-def _version_table(folder: Path) -> pa.Table:
+def _version_table(folder: Folder) -> pa.Table:
     """tmdb_id, genres (joined with "|") and split of every movie of a version.
 
     Reads only those two columns of each split file, never the image bytes.
@@ -112,10 +114,7 @@ def _version_table(folder: Path) -> pa.Table:
     for split in SPLITS:
         pieces = []
         for path in split_files(folder, split):
-            try:
-                pieces.append(pq.read_table(path, columns=["tmdb_id", "genres"]))
-            except (OSError, pa.ArrowException) as exc:
-                raise UsageError(f"cannot read {path}: {error_line(exc, limit=160)}") from None
+            pieces.append(read_parquet(path, ["tmdb_id", "genres"]))
         t = pa.concat_tables(pieces)
         key = pc.binary_join(t.column("genres"), "|")
         parts.append(
@@ -130,7 +129,7 @@ def _version_table(folder: Path) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def diff(output_dir: Path, ref_a: str, ref_b: str) -> dict[str, Any]:
+def diff(output_dir: Folder, ref_a: str, ref_b: str) -> dict[str, Any]:
     """Movies added, removed and relabelled from ``ref_a`` to ``ref_b``, and split moves.
 
     Relabelled: the movie's label names differ. Split moves must be zero (the splits are
@@ -207,5 +206,5 @@ def baseline_change(
     return out
 
 
-def _names(folder: Path) -> list[str]:
+def _names(folder: Folder) -> list[str]:
     return [lab["name"] for lab in read_labels(folder)["labels"]]

@@ -7,9 +7,14 @@
     names = [lab["name"] for lab in load_labels("genres", "v0003")]
     copy = load(path="/mnt/usb/genres-v0003", split="test")   # a copied version folder
     posters = load("genres", posters_dir="data/posters")      # + absolute poster_path
+    remote = load(path="s3://bucket/datasets/genres/v0003", storage_options={...})
+    remote = load("genres", output_dir="s3://bucket/datasets", storage_options={...})
 
 ``output_dir`` defaults to the configured ``[build] output_dir`` (``config.toml`` /
-``$REELSET_CONFIG``); ``name`` defaults to ``[build] name``.
+``$REELSET_CONFIG``, with ``[storage] storage_options`` for a URL); ``name`` defaults to
+``[build] name``. ``output_dir`` and ``path`` may be fsspec URLs (``s3://...``):
+``storage_options`` are then the backend's options (``endpoint_url``...); credentials
+come from the backend's own environment (for S3 the ``AWS_*`` variables or a profile).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from reelset.dataset.remote import Folder, RemotePath, location, parquet_source
 from reelset.dataset.splits import SPLITS
 from reelset.dataset.versions import (
     read_labels,
@@ -37,15 +43,20 @@ from reelset.errors import UsageError, error_line
 ALL = "all"
 
 
-def _defaults(name: str | None, output_dir: str | Path | None) -> tuple[str, Path]:
+def _defaults(
+    name: str | None,
+    output_dir: str | Path | None,
+    storage_options: dict[str, Any] | None,
+) -> tuple[str, Folder]:
     if name is not None and output_dir is not None:
-        return name, Path(output_dir)
+        return name, location(output_dir, storage_options)
     from reelset.config import load_settings
 
     settings = load_settings()
     return (
         name if name is not None else settings.build.name,
-        Path(output_dir) if output_dir is not None else settings.output_dir,
+        location(output_dir, storage_options) if output_dir is not None
+        else settings.output_dir,
     )
 
 
@@ -55,40 +66,46 @@ def dataset_dir(
     *,
     output_dir: str | Path | None = None,
     path: str | Path | None = None,
-) -> Path:
+    storage_options: dict[str, Any] | None = None,
+) -> Folder:
     """The folder of a dataset version (``version``: "latest", "v3", "v0003" or 3).
 
     With ``path`` (a version folder, e.g. a copy elsewhere, with no config or store) that
-    folder; ``name``, ``version`` and ``output_dir`` are then ignored.
+    folder; ``name``, ``version`` and ``output_dir`` are then ignored. ``path`` and
+    ``output_dir`` may be fsspec URLs, read with ``storage_options`` (a
+    :class:`~reelset.dataset.remote.RemotePath` is returned then).
     """
     if path is not None:
-        return version_folder(path)
-    name, out = _defaults(name, output_dir)
+        return version_folder(path, storage_options)
+    name, out = _defaults(name, output_dir, storage_options)
     _, folder = resolve(out, name, None if version == "latest" else str(version))
     return folder
 
 
-def _read(path: Path, columns: list[str] | None) -> pa.Table:
+def read_parquet(path: Folder, columns: list[str] | None = None) -> pa.Table:
+    """One parquet file of a version (local or in object storage); an unreadable one is a
+    :class:`UsageError` naming it."""
+    source, fs = parquet_source(path)
     try:
-        return pq.read_table(path, columns=columns)
+        return pq.read_table(source, columns=columns, filesystem=fs)
     except (OSError, pa.ArrowException) as exc:
         raise UsageError(f"cannot read {path}: {error_line(exc, limit=160)}") from None
 
 
-def _read_split(folder: Path, split: str, columns: list[str] | None) -> pa.Table:
+def _read_split(folder: Folder, split: str, columns: list[str] | None) -> pa.Table:
     """Every parquet file of a split (all its shards, in order) as one table."""
-    parts = [_read(path, columns) for path in split_files(folder, split)]
+    parts = [read_parquet(path, columns) for path in split_files(folder, split)]
     return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
 
-def posters_folder(folder: Path, posters_dir: str | Path | None = None) -> Path | None:
+def posters_folder(folder: Folder, posters_dir: str | Path | None = None) -> Path | None:
     """The absolute posters folder for a version: ``posters_dir`` when given, else the
     folder a reference-mode manifest names (relative to the version folder) if it exists
-    there; None when unknown."""
+    there (local versions only); None when unknown."""
     if posters_dir is not None:
         return Path(posters_dir).expanduser().resolve()
     relative = read_manifest(folder).get("images", {}).get("posters_dir")
-    if relative:
+    if relative and not isinstance(folder, RemotePath):
         found = (folder / relative).resolve()
         if found.is_dir():
             return found
@@ -104,6 +121,7 @@ def load_arrow(
     columns: Sequence[str] | None = None,
     path: str | Path | None = None,
     posters_dir: str | Path | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> pa.Table:
     """One split (or ``"all"``, with a ``split`` column added) as an Arrow table.
 
@@ -113,8 +131,11 @@ def load_arrow(
     :func:`dataset_dir`). When the posters folder is known (``posters_dir``, else the one a
     reference-mode version names, if it exists) and ``poster_file`` is loaded, a
     ``poster_path`` column holds each poster's absolute path (null without a poster).
+    ``storage_options``: for an ``output_dir`` or ``path`` URL (see the module doc).
     """
-    folder = dataset_dir(name, version, output_dir=output_dir, path=path)
+    folder = dataset_dir(
+        name, version, output_dir=output_dir, path=path, storage_options=storage_options
+    )
     wanted = list(columns) if columns is not None else None
     if split == ALL:
         parts = []
@@ -146,12 +167,14 @@ def load(
     columns: Sequence[str] | None = None,
     path: str | Path | None = None,
     posters_dir: str | Path | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """One split (or ``"all"``) as a pandas DataFrame; ``labels`` holds int8 arrays (see
-    :func:`load_arrow` for ``path``, ``posters_dir`` and the ``image`` column)."""
+    :func:`load_arrow` for ``path``, ``posters_dir``, ``storage_options`` and the
+    ``image`` column)."""
     return load_arrow(
         name, version, split, output_dir=output_dir, columns=columns, path=path,
-        posters_dir=posters_dir,
+        posters_dir=posters_dir, storage_options=storage_options,
     ).to_pandas()
 
 
@@ -161,10 +184,13 @@ def load_labels(
     *,
     output_dir: str | Path | None = None,
     path: str | Path | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The labels of a version, in multi-hot order (``labels.json`` ``labels``)."""
     labels: list[dict[str, Any]] = read_labels(
-        dataset_dir(name, version, output_dir=output_dir, path=path)
+        dataset_dir(
+            name, version, output_dir=output_dir, path=path, storage_options=storage_options
+        )
     )["labels"]
     return labels
 
@@ -175,6 +201,11 @@ def load_manifest(
     *,
     output_dir: str | Path | None = None,
     path: str | Path | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``manifest.json`` of a version."""
-    return read_manifest(dataset_dir(name, version, output_dir=output_dir, path=path))
+    return read_manifest(
+        dataset_dir(
+            name, version, output_dir=output_dir, path=path, storage_options=storage_options
+        )
+    )

@@ -49,15 +49,15 @@ def portable_config(settings: Settings) -> dict[str, Any]:
     """The settings as recorded in ``manifest.json``: no secret and no local path.
 
     ``storage.url`` becomes ``storage.database`` (:func:`describe_database`); the local
-    folders ``storage.posters_dir`` and ``build.output_dir`` are left out: where a version
+    folders ``storage.posters_dir`` and ``build.output_dir`` and the machine's
+    ``storage.storage_options`` are left out: where a version
     was written and where its posters were read from say nothing about its content (a
     ``reference`` build records its posters folder relative to the version, under
     ``images``). ``imdb.cinemagoer_uri``, a database URL too, is described the same way.
     """
     data = settings.public_dict()
-    storage = {
-        key: value for key, value in data["storage"].items() if key not in ("url", "posters_dir")
-    }
+    machine_only = ("url", "posters_dir", "storage_options")
+    storage = {key: value for key, value in data["storage"].items() if key not in machine_only}
     data["storage"] = {"database": describe_database(settings.storage.url), **storage}
     data["build"].pop("output_dir", None)
     if settings.imdb.cinemagoer_uri:

@@ -7,6 +7,11 @@ writes into ``<output_dir>/<name>/.staging-<version>-<pid>/`` and renames it at 
 (:func:`reelset.files.write_text`). Folders whose name starts with a dot are never
 versions.
 
+In object storage (``output_dir = "s3://..."``, :mod:`reelset.dataset.remote`) the same
+layout holds keys instead of files; a version is one whose ``manifest.json`` exists (it
+is uploaded last), and ``LATEST`` is replaced by one PUT. Every function here takes a
+local :class:`~pathlib.Path` or a :class:`~reelset.dataset.remote.RemotePath`.
+
 References on the command line: ``NAME`` (its latest version), ``NAME@v3``,
 ``NAME@v0003``, ``NAME@3`` or ``NAME@latest``.
 """
@@ -18,6 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from reelset.dataset.remote import Folder, RemotePath, location
 from reelset.errors import UsageError, error_line
 from reelset.files import write_text
 
@@ -62,24 +68,24 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     return name, format_version(parse_version(version))
 
 
-def versions(root: Path) -> list[str]:
+def versions(root: Folder) -> list[str]:
     """The complete versions of a dataset folder, oldest first."""
     if not root.is_dir():
         return []
     found = [
         p.name
         for p in root.iterdir()
-        if p.is_dir() and VERSION_RE.match(p.name) and (p / MANIFEST_FILE).is_file()
+        if VERSION_RE.match(p.name) and p.is_dir() and (p / MANIFEST_FILE).is_file()
     ]
     return sorted(found, key=lambda v: int(v[1:]))
 
 
-def latest(root: Path) -> str | None:
+def latest(root: Folder) -> str | None:
     """The version ``LATEST`` names, or the newest version folder if it names none."""
     pointer = root / LATEST_FILE
     try:
         named = pointer.read_text(encoding="utf-8").strip()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         named = ""
     if VERSION_RE.match(named) and (root / named / MANIFEST_FILE).is_file():
         return named
@@ -87,7 +93,7 @@ def latest(root: Path) -> str | None:
     return found[-1] if found else None
 
 
-def next_version(root: Path) -> str:
+def next_version(root: Folder) -> str:
     """The version a new build of this dataset gets."""
     numbers = [int(p.name[1:]) for p in root.iterdir() if VERSION_RE.match(p.name)] if (
         root.is_dir()
@@ -95,22 +101,25 @@ def next_version(root: Path) -> str:
     return format_version(max(numbers, default=0) + 1)
 
 
-def write_latest(root: Path, version: str) -> None:
+def write_latest(root: Folder, version: str) -> None:
     """Point ``LATEST`` at ``version`` atomically."""
-    write_text(root / LATEST_FILE, version + "\n")
+    if isinstance(root, RemotePath):
+        (root / LATEST_FILE).write_text(version + "\n")
+    else:
+        write_text(root / LATEST_FILE, version + "\n")
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
+def read_manifest(folder: Folder) -> dict[str, Any]:
     """The ``manifest.json`` of a version folder."""
     return _read_json(folder / MANIFEST_FILE)
 
 
-def read_labels(folder: Path) -> dict[str, Any]:
+def read_labels(folder: Folder) -> dict[str, Any]:
     """The ``labels.json`` of a version folder (label order, counts, dropped genres)."""
     return _read_json(folder / LABELS_FILE)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Folder) -> dict[str, Any]:
     """A JSON object file of a version; a missing, unreadable or corrupt one is a usage
     error naming the file (exit 2), never a crash."""
     try:
@@ -126,7 +135,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def resolve(output_dir: Path, name: str, version: str | None) -> tuple[str, Path]:
+def resolve(output_dir: Folder, name: str, version: str | None) -> tuple[str, Folder]:
     """(version, folder) of ``name`` at ``version`` (None or "latest": the latest)."""
     check_name(name)
     root = output_dir / name
@@ -144,17 +153,17 @@ def resolve(output_dir: Path, name: str, version: str | None) -> tuple[str, Path
     return wanted, root / wanted
 
 
-def dataset_names(output_dir: Path) -> list[str]:
+def dataset_names(output_dir: Folder) -> list[str]:
     """Names of the datasets with at least one complete version, sorted."""
     if not output_dir.is_dir():
         return []
     return sorted(
-        p.name for p in output_dir.iterdir() if p.is_dir() and NAME_RE.match(p.name)
+        p.name for p in output_dir.iterdir() if NAME_RE.match(p.name) and p.is_dir()
         and versions(p)
     )
 
 
-def split_files(folder: Path, split: str) -> list[Path]:
+def split_files(folder: Folder, split: str) -> list[Folder]:
     """The parquet files of one split of a version, in order.
 
     From ``manifest.json`` ``data_files`` when it lists them (sharded versions:
@@ -166,17 +175,20 @@ def split_files(folder: Path, split: str) -> list[Path]:
     return [folder / "data" / f"{split}.parquet"]
 
 
-def webdataset_files(folder: Path, split: str) -> list[Path]:
+def webdataset_files(folder: Folder, split: str) -> list[Folder]:
     """The WebDataset tar shards of one split, in order (``manifest.json``
     ``webdataset_files``); empty unless the version was built with ``images = "webdataset"``."""
     listed = read_manifest(folder).get("webdataset_files", {}).get(split) or []
     return [folder / rel for rel in listed]
 
 
-def version_folder(path: str | Path) -> Path:
-    """A version folder given by its path (e.g. a copy, with no config or store): it must
+def version_folder(
+    path: str | Path | RemotePath, storage_options: dict[str, Any] | None = None
+) -> Folder:
+    """A version folder given by its path (e.g. a copy, with no config or store) or its
+    URL (``s3://bucket/datasets/genres/v0003``, read with ``storage_options``): it must
     hold a ``manifest.json``; :class:`UsageError` otherwise."""
-    folder = Path(path).expanduser()
+    folder = path if isinstance(path, RemotePath) else location(path, storage_options)
     if not (folder / MANIFEST_FILE).is_file():
         raise UsageError(f"{folder} is not a dataset version folder (no {MANIFEST_FILE})")
     return folder

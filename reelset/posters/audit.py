@@ -1,9 +1,12 @@
 """``reelset posters verify``: check the poster files against the ``posters`` table, and repair.
 
-The audit re-hashes every file an ``ok`` row points at and compares it with the row's
-``sha256``; it checks that each training copy exists and decodes; and it scans the folder
-for files no row references (*orphans*), temporary files left by killed processes
-(*stale temp files*) and anything else (*unknown*, reported but never touched).
+The audit lists the posters folder (or object-storage prefix, see
+:class:`~reelset.posters.filestore.PosterStore`) once, then checks every file an ``ok``
+row points at: missing from the listing, a size other than the row's ``bytes``, or
+bytes whose SHA-256 is not the row's ``sha256`` (re-hashed) make it missing or corrupt;
+each training copy must exist and decode. The listing also gives the files no row
+references (*orphans*), temporary files left by killed processes on a local disk (*stale
+temp files*) and anything else (*unknown*, reported but never touched).
 
 Repair (``--repair``) removes orphans and stale temp files, deletes corrupt files and
 downloads again the posters of every movie whose file is missing or corrupt (with the
@@ -16,30 +19,32 @@ run (command ``posters-verify``) holding both the ``scrape`` and the ``posters``
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from reelset.config import Settings
 from reelset.console import progress
+from reelset.errors import ReelsetError
 from reelset.posters.download import ImageBaseUrlSource, PosterSummary, download_posters
 from reelset.posters.filestore import (
     POSTER_NAME_RE,
-    PosterFiles,
-    file_sha256,
+    PosterStore,
+    StoredFile,
     is_valid_relpath,
     temp_is_stale,
 )
 from reelset.posters.verify import PosterRejected, training_copy, verify_image
 from reelset.runs import POSTERS_LOCK, SCRAPE_LOCK, Run, recorded_run
 from reelset.storage import Store
+from reelset.storage.claims import refuse_while_workers
 from reelset.storage.posters import iter_ok_rows
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,7 @@ class _Expected:
     sha256: str
     tmdb_ids: list[int] = field(default_factory=list)
     resized_of: str | None = None  # for a training copy: the original's relative path
+    size: int | None = None  # the row's ``bytes`` (originals only)
 
 
 @dataclass
@@ -161,7 +167,7 @@ def _collect_expected(store: Store, report: AuditReport) -> dict[str, _Expected]
             report.bad_rows.append(row.tmdb_id)
             report.affected_movies.add(row.tmdb_id)
             continue
-        entry = expected.setdefault(rel, _Expected(sha))
+        entry = expected.setdefault(rel, _Expected(sha, size=row.bytes))
         entry.tmdb_ids.append(row.tmdb_id)
         resized = row.resized_file_path
         if resized:
@@ -174,29 +180,47 @@ def _collect_expected(store: Store, report: AuditReport) -> dict[str, _Expected]
     return expected
 
 
-def _check_file(files: PosterFiles, rel: str, entry: _Expected) -> str:
-    """``ok``, ``missing`` or ``corrupt`` for one expected file."""
-    path = files.path(rel)
+def _check_file(
+    files: PosterStore, rel: str, entry: _Expected, listed: StoredFile | None
+) -> str:
+    """``ok``, ``missing`` or ``corrupt`` for one expected file (``listed``: its entry in
+    the listing). A storage failure raises :class:`OSError`."""
+    if listed is None:
+        return "missing"
     if entry.resized_of is None:
+        if listed.is_file and entry.size is not None and listed.size != entry.size:
+            return "corrupt"  # no need to read it
         try:
-            return "ok" if file_sha256(path) == entry.sha256 else "corrupt"
+            return "ok" if files.sha256(rel) == entry.sha256 else "corrupt"
         except FileNotFoundError:
             return "missing"
         except IsADirectoryError:
             return "corrupt"
-    if not path.is_file():
+    try:
+        data = files.get(rel)
+    except (FileNotFoundError, IsADirectoryError):
         return "missing"
     try:
-        with Image.open(path, formats=["JPEG"]) as im:
+        with Image.open(io.BytesIO(data), formats=["JPEG"]) as im:
             im.load()
     except (OSError, SyntaxError, ValueError):
         return "corrupt"
     return "ok"
 
 
-def _scan(files: PosterFiles, expected: dict[str, _Expected], report: AuditReport) -> None:
-    for rel, path in files.scan():
-        temp = files.temp_file(path)
+def _list(files: PosterStore) -> dict[str, StoredFile]:
+    """Everything under the root by relative path (one listing)."""
+    try:
+        return {entry.rel: entry for entry in files.entries()}
+    except OSError as exc:
+        raise ReelsetError(f"cannot list the posters in {files.location}: {exc}") from None
+
+
+def _scan(
+    listing: dict[str, StoredFile], expected: dict[str, _Expected], report: AuditReport
+) -> None:
+    for rel, entry in listing.items():
+        temp = entry.temp
         if temp is not None:
             if temp_is_stale(temp):
                 report.stale_temp.append(rel)
@@ -207,7 +231,7 @@ def _scan(files: PosterFiles, expected: dict[str, _Expected], report: AuditRepor
             continue
         parts = rel.split("/")
         match = POSTER_NAME_RE.match(parts[-1]) if len(parts) == 2 else None
-        if match and is_valid_relpath(rel) and path.is_file() and not path.is_symlink():
+        if match and is_valid_relpath(rel) and entry.is_file:
             report.orphans.append(rel)
         else:
             report.unknown.append(rel)
@@ -235,6 +259,8 @@ def audit_posters(
         return _check(store, settings, None, show_progress)[0]
     locks = (SCRAPE_LOCK, POSTERS_LOCK)
     with recorded_run(store, REPAIR_COMMAND, {"repair": True}, locks=locks) as run:
+        # Files that running workers just wrote would look like orphans until recorded.
+        refuse_while_workers(store)
         report, files, expected, results = _check(store, settings, run, show_progress)
         run.counts = report.counts()
         run.raise_if_stopped()
@@ -247,11 +273,14 @@ def audit_posters(
 
 def _check(
     store: Store, settings: Settings, run: Run | None, show_progress: bool
-) -> tuple[AuditReport, PosterFiles, dict[str, _Expected], dict[str, str]]:
+) -> tuple[AuditReport, PosterStore, dict[str, _Expected], dict[str, str]]:
     """The report of the check, with the files, what was expected and what was found."""
-    files = PosterFiles(settings.posters_dir)
+    files = PosterStore.for_settings(settings)
     report = AuditReport()
     expected = _collect_expected(store, report)
+    # Listed after the rows: a file is written before its row, so every row read has its
+    # file in the listing unless the file is really gone.
+    listing = _list(files)
     workers = max(2, settings.posters.max_workers)
     results: dict[str, str] = {}
     items = list(expected.items())
@@ -263,10 +292,15 @@ def _check(
             if run is not None:
                 run.raise_if_stopped()
             chunk = items[start : start + _CHECK_CHUNK]
-            checked = pool.map(lambda kv: _check_file(files, kv[0], kv[1]), chunk)
-            for (rel, _entry), result in zip(chunk, checked, strict=True):
-                results[rel] = result
-                advance()
+            checked = pool.map(
+                lambda kv: _check_file(files, kv[0], kv[1], listing.get(kv[0])), chunk
+            )
+            try:
+                for (rel, _entry), result in zip(chunk, checked, strict=True):
+                    results[rel] = result
+                    advance()
+            except OSError as exc:
+                raise ReelsetError(f"cannot check the posters in {files.location}: {exc}") from None
     for rel, result in results.items():
         entry = expected[rel]
         report.files_checked += 1
@@ -281,19 +315,18 @@ def _check(
         else:
             (report.missing if result == "missing" else report.corrupt).append(rel)
             report.affected_movies.update(entry.tmdb_ids)
-    _scan(files, expected, report)
+    _scan(listing, expected, report)
     if report.found:
         log.warning("posters verify: %d problem(s) found", report.found)
     return report, files, expected, results
 
 
-def _remove(path: Path) -> bool:
+def _remove(files: PosterStore, rel: str) -> bool:
+    """Delete ``rel`` (gone already counts as done); ``False`` with a warning on failure."""
     try:
-        path.unlink()
-    except FileNotFoundError:
-        return True
+        files.delete(rel)
     except OSError as exc:
-        log.warning("cannot remove %s: %s", path, exc.strerror or exc)
+        log.warning("cannot remove %s/%s: %s", files.location, rel, exc.strerror or exc)
         return False
     return True
 
@@ -301,7 +334,7 @@ def _remove(path: Path) -> bool:
 def _repair(
     store: Store,
     settings: Settings,
-    files: PosterFiles,
+    files: PosterStore,
     expected: dict[str, _Expected],
     results: dict[str, str],
     report: AuditReport,
@@ -314,17 +347,17 @@ def _repair(
     report.repaired = True
     unrepaired = 0
     for rel in report.orphans:
-        if _remove(files.root / rel):
+        if _remove(files, rel):
             report.removed_orphans += 1
         else:
             unrepaired += 1
     for rel in report.stale_temp:
-        if _remove(files.root / rel):
+        if _remove(files, rel):
             report.removed_temp += 1
         else:
             unrepaired += 1
     for rel in report.corrupt:
-        if _remove(files.path(rel)):
+        if _remove(files, rel):
             report.removed_corrupt += 1
     # Training copies whose original is fine are remade locally, no download needed.
     for rel in (*report.resized_missing, *report.resized_corrupt):
@@ -355,9 +388,9 @@ def _repair(
         for row in iter_ok_rows(store):
             referenced.update(p for p in (row.file_path, row.resized_file_path) if p)
         leftovers = AuditReport()
-        _scan(files, {rel: _Expected("") for rel in referenced}, leftovers)
+        _scan(_list(files), {rel: _Expected("") for rel in referenced}, leftovers)
         for rel in leftovers.orphans:
-            if _remove(files.root / rel):
+            if _remove(files, rel):
                 report.removed_orphans += 1
             else:
                 unrepaired += 1
@@ -365,14 +398,14 @@ def _repair(
 
 
 def _remake_copy(
-    files: PosterFiles, settings: Settings, rel: str, original: str, entry: _Expected
+    files: PosterStore, settings: Settings, rel: str, original: str, entry: _Expected
 ) -> bool:
     match = POSTER_NAME_RE.match(rel.split("/")[1])
     side = int(match.group("side")) if match and match.group("side") else 0
     if side <= 0:
         return False
     try:
-        data = files.path(original).read_bytes()
+        data = files.get(original)
         verify_image(
             data,
             allowed_formats=settings.posters.allowed_formats,
@@ -381,7 +414,7 @@ def _remake_copy(
         jpeg, _width, _height = training_copy(
             data, max_side=side, quality=settings.posters.resize_quality
         )
-        files.write(rel, jpeg)
+        files.put(rel, jpeg)
     except (OSError, PosterRejected) as exc:
         log.warning("cannot remake training copy %s: %s", rel, exc)
         return False

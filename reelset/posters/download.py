@@ -26,12 +26,16 @@ most an unreferenced file (``verify`` calls it an orphan) or a temporary file.
 
 Called on its own (``reelset posters``, or from Python) it is one recorded run under the
 ``posters`` lock (:mod:`reelset.runs`); a scrape and ``verify --repair`` run it inside
-their own run, holding the ``posters`` lock too: one poster downloader per store.
+their own run, holding the ``posters`` lock too: one poster downloader per store. On a
+PostgreSQL store, ``reelset posters --worker`` processes share the downloads instead
+(:mod:`reelset.posters.workers`); a run holding the ``posters`` lock refuses to start
+while they hold claims (:class:`~reelset.errors.LockedError`), and they wait for it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import os
 import queue
@@ -61,7 +65,7 @@ from reelset.posters.fetch import (
     public_url,
 )
 from reelset.posters.filestore import (
-    PosterFiles,
+    PosterStore,
     poster_relpath,
     resized_relpath,
     sha256_hex,
@@ -81,6 +85,7 @@ from reelset.posters.verify_pool import (
 from reelset.redaction import redact
 from reelset.runs import POSTERS_LOCK, Run, recorded_run
 from reelset.storage import Store
+from reelset.storage.claims import refuse_while_workers
 from reelset.storage.posters import (
     PosterRow,
     PosterTarget,
@@ -233,7 +238,7 @@ class _Downloader:
         self.settings = settings
         self.cfg = cfg
         self.size = check_poster_size(settings.tmdb.poster_size)
-        self.files = PosterFiles(settings.posters_dir)
+        self.files = PosterStore.for_settings(settings)
         self.policy = FetchPolicy(
             timeout_s=cfg.timeout_s,
             max_bytes=cfg.max_bytes,
@@ -254,7 +259,7 @@ class _Downloader:
             self.files.prepare()
         except OSError as exc:
             raise ReelsetError(
-                f"cannot use the posters folder {self.files.root}: {exc.strerror or exc}"
+                f"cannot use the posters folder {self.files.location}: {exc.strerror or exc}"
             ) from None
         warm_up_verification()
         self.verifier = VerifierPool(verify_processes) if verify_processes > 0 else None
@@ -437,10 +442,10 @@ class _Downloader:
     def _store_file(self, sha: str, rel: str, data: bytes) -> bool:
         """Write the bytes unless an identical file is there; returns whether it wrote."""
         with self._lock_for(sha):
-            if self._known(rel) or self.files.holds(rel, sha):
+            if self._known(rel) or self.files.holds(rel, sha, len(data)):
                 self._remember(rel)
                 return False
-            self.files.write(rel, data)
+            self.files.put(rel, data)
             self._remember(rel)
             return True
 
@@ -448,9 +453,9 @@ class _Downloader:
         side = self.cfg.resize_max_side
         rel = resized_relpath(sha, side)
         with self._lock_for(sha):
-            if self._known(rel) or self.files.path(rel).is_file():
+            if self._known(rel) or self.files.exists(rel):
                 try:
-                    with Image.open(self.files.path(rel), formats=["JPEG"]) as im:
+                    with Image.open(io.BytesIO(self.files.get(rel)), formats=["JPEG"]) as im:
                         width, height = im.size
                     self._remember(rel)
                     return rel, width, height
@@ -459,7 +464,7 @@ class _Downloader:
             jpeg, width, height = training_copy(
                 data, max_side=side, quality=self.cfg.resize_quality
             )
-            self.files.write(rel, jpeg)
+            self.files.put(rel, jpeg)
             self._remember(rel)
             return rel, width, height
 
@@ -687,6 +692,9 @@ def download_posters(
             force=force, show_progress=show_progress, retry_abandoned=retry_abandoned,
         )
 
+    # Poster workers (reelset.posters.workers) and a run holding the posters lock exclude
+    # each other. A caller's run holds that lock already: this check is race-free then.
+    refuse_while_workers(store)
     if run is not None:
         return download(run, False)
     params = {
@@ -696,6 +704,7 @@ def download_posters(
         "force": force,
     }
     with recorded_run(store, COMMAND, params, locks=(POSTERS_LOCK,), stop=stop) as own:
+        refuse_while_workers(store)  # again, holding the lock: no worker claims from now on
         try:
             summary = download(own, True)
         except PostersInterrupted as exc:

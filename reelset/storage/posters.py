@@ -117,7 +117,7 @@ def _abandoned_failure() -> ColumnElement[bool]:
     )
 
 
-def _target_query(
+def target_query(
     *,
     retry_rejected: bool,
     force: bool,
@@ -126,6 +126,8 @@ def _target_query(
     retry_abandoned: bool = False,
     recheck: Recheck | None = None,
 ) -> Any:
+    """The select of the movies whose poster needs downloading (see
+    :func:`iter_poster_targets`), in ``tmdb_id`` order, after ``after`` when given."""
     m, p = schema.movies, schema.posters
     stmt = (
         select(
@@ -147,7 +149,8 @@ def _target_query(
     return stmt.order_by(m.c.tmdb_id)
 
 
-def _target(row: Any) -> PosterTarget:
+def target_from_row(row: Any) -> PosterTarget:
+    """The :class:`PosterTarget` of a row of :func:`target_query`."""
     return PosterTarget(
         tmdb_id=int(row.tmdb_id),
         poster_path=row.poster_path,
@@ -169,7 +172,7 @@ def count_poster_targets(
     """How many movies :func:`iter_poster_targets` would yield."""
     ids = sorted(set(tmdb_ids)) if tmdb_ids is not None else None
     query = functools.partial(
-        _target_query, retry_rejected=retry_rejected, force=force,
+        target_query, retry_rejected=retry_rejected, force=force,
         retry_abandoned=retry_abandoned, recheck=recheck,
     )
     total = 0
@@ -205,7 +208,7 @@ def iter_poster_targets(
     """
     ids = sorted(set(tmdb_ids)) if tmdb_ids is not None else None
     query = functools.partial(
-        _target_query, retry_rejected=retry_rejected, force=force,
+        target_query, retry_rejected=retry_rejected, force=force,
         retry_abandoned=retry_abandoned, recheck=recheck,
     )
     for chunk in _chunks(ids):
@@ -216,7 +219,7 @@ def iter_poster_targets(
             if not rows:
                 break
             for row in rows:
-                yield _target(row)
+                yield target_from_row(row)
             after = int(rows[-1].tmdb_id)
             if len(rows) < page_size:
                 break
@@ -256,19 +259,13 @@ def upsert_poster_rows(store: Store, rows: Sequence[PosterRow]) -> int:
 def iter_ok_rows(store: Store, *, page_size: int = 5000) -> Iterator[PosterRow]:
     """Every ``ok`` poster row, in ``tmdb_id`` order, read page by page."""
     p = schema.posters
-    after = -(2**62)
+    after: int | None = None  # not a sentinel number: PostgreSQL's integer is 32-bit
     while True:
+        stmt = select(p).where(p.c.status == "ok")
+        if after is not None:
+            stmt = stmt.where(p.c.tmdb_id > after)
         with store.read() as conn:
-            rows = (
-                conn.execute(
-                    select(p)
-                    .where(p.c.status == "ok", p.c.tmdb_id > after)
-                    .order_by(p.c.tmdb_id)
-                    .limit(page_size)
-                )
-                .mappings()
-                .all()
-            )
+            rows = conn.execute(stmt.order_by(p.c.tmdb_id).limit(page_size)).mappings().all()
         if not rows:
             return
         for row in rows:

@@ -457,6 +457,36 @@ run_lock = Table(
     },
 )
 
+poster_claims = Table(
+    "poster_claims",
+    metadata,
+    Column(
+        "tmdb_id",
+        Integer,
+        ForeignKey("movies.tmdb_id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+        info=internal("the movie whose poster is claimed (`movies.tmdb_id`)"),
+    ),
+    Column("worker", Text, nullable=False, info=internal("the claiming worker, `<host>:<pid>`")),
+    Column("run_id", Integer, info=internal("the worker's run (`scrape_runs.run_id`)")),
+    Column("claimed_at", UTCDateTime, nullable=False, info=internal("when it was claimed (UTC)")),
+    Column(
+        "lease_until",
+        UTCDateTime,
+        nullable=False,
+        index=True,
+        info=internal(
+            "the claim lapses then unless renewed (UTC): a dead worker's posters are "
+            "claimed again"
+        ),
+    ),
+    info={
+        DOC: "reelset's own bookkeeping: the posters `reelset posters --worker` processes "
+        "are downloading (PostgreSQL), one row per claimed movie, deleted once recorded"
+    },
+)
+
 checkpoints = Table(
     "checkpoints",
     metadata,
@@ -534,6 +564,7 @@ __all__ = [
     "movie_fetches",
     "movie_genres",
     "movies",
+    "poster_claims",
     "posters",
     "run_lock",
     "scrape_runs",
