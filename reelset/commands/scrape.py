@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -68,6 +71,7 @@ def scrape_command(
     from reelset.tmdb.discovery import read_ids_file
     from reelset.tmdb.scrape import ScrapeOptions, run_scrape
 
+    _exit_without_collecting()
     if strategy != "ids" and ids_file is not None:
         raise UsageError("--from FILE only goes with --strategy ids")
     if ids_file is not None:
@@ -88,3 +92,16 @@ def scrape_command(
             movies["failed"] - movies["failures_abandoned"],
         )
     return result.exit_code
+
+
+@functools.cache
+def _exit_without_collecting() -> None:
+    """Leave this process's objects to the OS at exit instead of garbage-collecting them.
+
+    The interpreter's shutdown collects everything a scrape imported and made (SQLAlchemy,
+    pydantic, tmdbsimple, ...): 0.2-0.4 s measured after a run, about 1 % of a 2,000-movie
+    scrape at 50/1s. Freezing skips that. Nothing needs those collections: the store and
+    the client are closed explicitly, and ``logging.shutdown`` (an earlier atexit handler,
+    so it runs after this one) flushes the log.
+    """
+    atexit.register(gc.freeze)

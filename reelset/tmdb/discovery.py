@@ -11,7 +11,9 @@ the listing), so a run killed at any point resumes where the last one stopped.
   ``tmdb.discover_start_date`` to today; a window that would pass the 500-page cap is
   split, so every movie with a release date is reachable.
 - ``export``: TMDB's daily ID export (``movie_ids_MM_DD_YYYY.json.gz``), the newest file
-  that exists within ``tmdb.export_lookback_days``; streamed and gunzipped line by line.
+  that exists within ``tmdb.export_lookback_days``; streamed and gunzipped line by line,
+  in a background thread that ``reelset scrape`` starts before it opens the store
+  (:meth:`ExportStrategy.start_reading`).
 - ``ids``: TMDB ids and IMDb ids (``tt...``, resolved with ``/find``) from a file.
 - ``changes``: ``/movie/changes`` since the last successful ``changes`` run (first run:
   ``tmdb.changes_first_days``), in windows of at most ``tmdb.changes_window_days`` days.
@@ -25,14 +27,15 @@ import json
 import logging
 import math
 import re
+import threading
 import zlib
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import requests
 
 from reelset.config import Settings
@@ -41,12 +44,17 @@ from reelset.redaction import redact_url
 from reelset.tmdb.client import TmdbClient
 from reelset.tmdb.responses import MAX_ID
 from reelset.transport.errors import (
+    Cancelled,
     FetchError,
     NotFoundError,
     TransientError,
     describe_exception,
 )
 from reelset.transport.retry import request_failure
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +301,12 @@ class DiscoverStrategy(Strategy):
 
 
 class ExportStrategy(Strategy):
-    """Every movie id of TMDB's newest daily export, ascending."""
+    """Every movie id of TMDB's newest daily export, ascending.
+
+    The file is read (downloaded, gunzipped, parsed, sorted) in a background thread:
+    :meth:`start_reading` starts it early, :meth:`pages` starts it if need be and waits
+    for it. Each call of :meth:`pages` reads the file anew.
+    """
 
     name = "export"
     may_repeat = False
@@ -302,6 +315,29 @@ class ExportStrategy(Strategy):
         super().__init__(client, settings, options)
         self.file_name: str | None = None
         self.bad_lines = 0
+        self._reading: Future[npt.NDArray[np.int64]] | None = None
+        self._cancel = threading.Event()
+
+    def start_reading(self) -> None:
+        """Start reading the export in a background thread, unless it is being read.
+
+        ``reelset scrape`` calls this before it opens the store, so the download overlaps
+        the store's start-up. The export is a file, not an API request: reading it before
+        the run's lock is taken costs no rate-limited request.
+        """
+        if self._reading is not None:
+            return
+        self._cancel.clear()
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reelset-export")
+        self._reading = reader.submit(self._read_sorted)
+        reader.shutdown(wait=False)
+
+    def cancel_reading(self) -> None:
+        """Stop a background read nobody will use (the run ended first) and wait for it."""
+        reading, self._reading = self._reading, None
+        if reading is not None and not reading.done():
+            self._cancel.set()
+            wait([reading])
 
     def fresh_cursor(self) -> dict[str, Any]:
         return {"after_id": 0}
@@ -323,6 +359,8 @@ class ExportStrategy(Strategy):
             with self.client.transport.stream(url) as response:
                 try:
                     for chunk in response.iter_content(256 * 1024):
+                        if self._cancel.is_set() or self.client.stop.is_set():
+                            raise Cancelled("stopped while reading the export")
                         if decompressor is None:
                             gz = chunk[:2] == b"\x1f\x8b"
                             decompressor = (
@@ -392,13 +430,28 @@ class ExportStrategy(Strategy):
                 continue
             ids.append(tmdb_id)
 
-    def pages(self, cursor: dict[str, Any]) -> Iterator[Page]:
+    def _read_sorted(self) -> npt.NDArray[np.int64]:
+        """The ids of the newest export, sorted and unique (in the reading thread)."""
         raw = self._read_newest()
+        # Imported here, in the reading thread and after the download: only this
+        # strategy needs numpy, and start-up has better things to do first.
+        import numpy as np
+
+        # Sorted and unique in compact arrays: the real export has about a million ids.
+        return np.unique(np.frombuffer(raw, dtype=np.int64)) if len(raw) else np.array([], "int64")
+
+    def pages(self, cursor: dict[str, Any]) -> Iterator[Page]:
+        self.start_reading()
+        reading = self._reading
+        assert reading is not None
+        try:
+            ids = reading.result()
+        except BaseException:  # e.g. Ctrl+C while waiting: the read stops too
+            self.cancel_reading()
+            raise
+        self._reading = None  # the next call reads the file again
         if self.bad_lines:
             log.warning("%d unreadable lines in the export were skipped", self.bad_lines)
-        # Sorted and unique in compact arrays: the real export has about a million ids.
-        ids = np.unique(np.frombuffer(raw, dtype=np.int64)) if len(raw) else np.array([], "int64")
-        del raw
         ids = ids[ids > int(cursor.get("after_id", 0))]
         self.total_hint = len(ids)
         log.info("export %s: %d movies to consider", self.file_name, len(ids))

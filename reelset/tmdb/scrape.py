@@ -8,7 +8,9 @@ time per store, a ``scrape_runs`` row (``running`` -> ``succeeded`` / ``partial`
 The work, in order:
 
 1. TMDB's genre list is stored (ids it lacks are named from ``[genres.patch]`` or stored
-   as ``Unknown (<id>)`` when a movie carries them).
+   as ``Unknown (<id>)`` when a movie carries them). With ``export``, the export file is
+   already being read in the background: :func:`run_scrape` starts reading it before it
+   opens the store, so the download overlaps the store's start-up and the genre list.
 2. Open ``fetch_failures`` of earlier runs are retried first and resolved when they
    succeed (with ``--retry-failures`` that is all a run does). A failure that has failed
    ``[failures] max_attempts`` times over ``min_age_days`` is abandoned: no later run
@@ -64,6 +66,7 @@ from reelset.tmdb.discovery import (
     STRATEGIES,
     Candidate,
     DiscoveryOptions,
+    ExportStrategy,
     Strategy,
     make_strategy,
     utc_today,
@@ -97,6 +100,26 @@ class ScrapeOptions:
     """Largest page a listing is read to (TMDB: 500); lower only in tests."""
     today: dt.date | None = None
     """The UTC day the run considers today (export file, change windows); tests only."""
+
+    def check(self) -> None:
+        """Raise :class:`UsageError` for options no run can use."""
+        if self.strategy not in STRATEGIES:
+            raise UsageError(
+                f"unknown strategy {self.strategy!r} (use one of {', '.join(STRATEGIES)})"
+            )
+        if self.limit is not None and self.limit < 1:
+            raise UsageError("--limit must be at least 1")
+
+    def discovery(self) -> DiscoveryOptions:
+        """The parts of the options that shape the listing."""
+        return DiscoveryOptions(
+            strategy=self.strategy,
+            ids_file=self.ids_file,
+            min_popularity=self.min_popularity,
+            limit=self.limit,
+            page_cap=self.page_cap,
+            today=self.today or utc_today(),
+        )
 
     def params(self) -> dict[str, Any]:
         """The options as JSON data for the run record (no secrets)."""
@@ -168,7 +191,11 @@ class _Batch:
 
 
 class ScrapeJob:
-    """One scrape run over a store (see the module docstring)."""
+    """One scrape run over a store (see the module docstring).
+
+    ``strategy``: the discovery strategy for ``options``, made (and started) beforehand,
+    as :func:`run_scrape` does for ``export``; by default discovery makes its own.
+    """
 
     def __init__(
         self,
@@ -178,13 +205,9 @@ class ScrapeJob:
         client: TmdbClient,
         *,
         stop: threading.Event,
+        strategy: Strategy | None = None,
     ) -> None:
-        if options.strategy not in STRATEGIES:
-            raise UsageError(
-                f"unknown strategy {options.strategy!r} (use one of {', '.join(STRATEGIES)})"
-            )
-        if options.limit is not None and options.limit < 1:
-            raise UsageError("--limit must be at least 1")
+        options.check()
         self.store = store
         self.settings = settings
         self.options = options
@@ -195,6 +218,7 @@ class ScrapeJob:
         self._run: Run | None = None
         self.namer: GenreNamer | None = None
         self.strategy: Strategy | None = None
+        self._prepared_strategy = strategy
         self._auth_error: AuthError | None = None
         self._open_movie_keys: set[str] = set()
         self._open_find_keys: set[str] = set()
@@ -351,16 +375,12 @@ class ScrapeJob:
 
     def _discover(self) -> None:
         opts = self.options
-        discovery = DiscoveryOptions(
-            strategy=opts.strategy,
-            ids_file=opts.ids_file,
-            min_popularity=opts.min_popularity,
-            limit=opts.limit,
-            page_cap=opts.page_cap,
-            today=opts.today or utc_today(),
-        )
-        since = self._changes_since() if opts.strategy == "changes" else None
-        strategy = make_strategy(self.client, self.settings, discovery, changes_since=since)
+        strategy = self._prepared_strategy
+        if strategy is None:
+            since = self._changes_since() if opts.strategy == "changes" else None
+            strategy = make_strategy(
+                self.client, self.settings, opts.discovery(), changes_since=since
+            )
         self.strategy = strategy
         key = strategy.checkpoint_key()
         saved = self.store.checkpoints.get(key)
@@ -677,14 +697,22 @@ def run_scrape(
     the_client = client or TmdbClient(settings, stop=stop)
     if not own_client:
         stop = the_client.stop
+    export: ExportStrategy | None = None
     try:
+        options.check()
+        if options.strategy == "export" and not options.retry_failures:
+            # Read the export while the store opens (its lock, the genre list, failures).
+            export = ExportStrategy(the_client, settings, options.discovery())
+            export.start_reading()
         the_store = store or Store.open(settings)
         try:
-            job = ScrapeJob(the_store, settings, options, the_client, stop=stop)
+            job = ScrapeJob(the_store, settings, options, the_client, stop=stop, strategy=export)
             return job.run()
         finally:
             if own_store:
                 the_store.close()
     finally:
+        if export is not None:
+            export.cancel_reading()  # the run ended before it needed the export
         if own_client:
             the_client.close()
