@@ -20,15 +20,12 @@ import functools
 import json
 import keyword
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     Column,
@@ -41,6 +38,7 @@ from sqlalchemy import (
     func,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, SQLAlchemyError
 
@@ -58,7 +56,16 @@ BULK_CACHE_KIB = 262_144
 """SQLite page cache of a bulk write transaction (``Store.write(bulk=True)``), in KiB."""
 
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*=\s*(?:None|[\"'](\w+)[\"'])", re.M)
+
+
 def _alembic_config(connection: Connection | None = None) -> AlembicConfig:
+    # Alembic (and mako, pygments) is imported only when a schema really changes.
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
@@ -66,16 +73,44 @@ def _alembic_config(connection: Connection | None = None) -> AlembicConfig:
     return cfg
 
 
+@functools.cache
+def _revisions() -> dict[str, str | None]:
+    """revision -> down_revision of every migration, read from the migration files.
+
+    The same chain Alembic's ``ScriptDirectory`` walks (a test checks it), without
+    importing Alembic: most commands only need to know that the store is at the head.
+    """
+    chain: dict[str, str | None] = {}
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("[0-9]*.py")):
+        found = {m.group(1): m.group(2) for m in _REVISION_LINE.finditer(path.read_text())}
+        revision = found.get("revision")
+        if revision is None:
+            raise StoreError(f"migration {path.name} names no revision")
+        chain[revision] = found.get("down_revision")
+    return chain
+
+
 def head_version() -> str:
     """The newest schema version this reelset knows."""
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    chain = _revisions()
+    heads = set(chain) - {down for down in chain.values() if down is not None}
+    if len(heads) != 1:
+        raise StoreError(f"the migrations have {len(heads)} heads, not one: {sorted(heads)}")
+    return heads.pop()
 
 
 def _known_versions() -> set[str]:
-    script = ScriptDirectory.from_config(_alembic_config())
-    return {rev.revision for rev in script.walk_revisions()}
+    return set(_revisions())
+
+
+def _current_revision(conn: Connection) -> str | None:
+    """The store's schema version (Alembic's ``alembic_version`` table), None when empty."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(versions) > 1:
+        raise StoreError(f"the store has several schema versions: {sorted(versions)}")
+    return versions[0] if versions else None
 
 
 class Store:
@@ -224,7 +259,7 @@ class Store:
     def schema_version(self) -> str | None:
         """The store's schema version, or ``None`` for an empty database."""
         with self.read() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            return _current_revision(conn)
 
     def check_version(self) -> str:
         """Raise :class:`StoreError` unless the store is at this reelset's schema version."""
@@ -248,7 +283,7 @@ class Store:
         known = _known_versions()
         try:
             with self.write() as conn:
-                before = MigrationContext.configure(conn).get_current_revision()
+                before = _current_revision(conn)
                 if before is not None and before not in known:
                     raise StoreError(
                         f"store {self.masked_url} has schema version {before}, newer than this "
@@ -262,8 +297,10 @@ class Store:
                             "refusing to touch it"
                         )
                 if before != head_version():
+                    from alembic import command
+
                     command.upgrade(_alembic_config(conn), "head")
-                after = MigrationContext.configure(conn).get_current_revision()
+                after = _current_revision(conn)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot upgrade store {self.masked_url}: {error_line(exc)}") from None
         assert after is not None

@@ -358,3 +358,24 @@ def test_recorded_run_records_every_ending_and_releases_locks(store: Store) -> N
     with pytest.raises(LockedError), recorded_run(store, "job", {}, locks=("job",)):
         pass
     assert store.row_counts()["scrape_runs"] == runs_before
+
+
+def test_the_migration_chain_read_without_alembic_is_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    from reelset.storage.store import _alembic_config, _revisions
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    assert _revisions() == {rev.revision: rev.down_revision for rev in script.walk_revisions()}
+    assert head_version() == script.get_current_head()
+
+
+def test_opening_a_store_at_the_head_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'reelset.db'}"
+    Store(url).upgrade()
+    code = (
+        "import sys; from reelset.storage import Store; s = Store(sys.argv[1]); "
+        "assert s.upgrade()[0] == s.check_version(); "
+        "assert 'alembic' not in sys.modules, 'alembic imported'"
+    )
+    subprocess.run([sys.executable, "-c", code, url], check=True, timeout=120)
