@@ -25,18 +25,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from reelset.console import progress
 from reelset.errors import UsageError
 from reelset.imdb.tsv import (
     BASICS_COLUMNS,
     RATINGS_COLUMNS,
-    BasicsRow,
+    BasicsColumns,
     ParseStats,
     Ratings,
     check_header,
-    iter_basics,
+    iter_basics_columns,
     read_ratings,
 )
 from reelset.runs import IMDB_LOCK, recorded_run
@@ -45,6 +45,7 @@ from reelset.storage.imdb import (
     ImdbTitleRow,
     ImdbUpsertResult,
     imdb_coverage,
+    imdb_title_count,
     upsert_imdb_titles,
 )
 
@@ -155,18 +156,19 @@ def _nothing_in(stats: ParseStats, consequence: str, *, of: str = "") -> str:
     return f"{stats.file} has no usable {what} ({rows}, {bad}): {consequence}"
 
 
-def _titles(rows: list[BasicsRow], ratings: Ratings | None) -> tuple[list[ImdbTitleRow], int]:
-    if not rows:
-        return [], 0
-    numbers, ids, types, primary, original, adult, year, runtime, genres = zip(*rows, strict=True)
+def _titles(columns: BasicsColumns, ratings: Ratings | None) -> tuple[list[ImdbTitleRow], int]:
+    """The batch's titles with their ratings, and how many of them are rated."""
+    numbers, ids, types, primary, original, adult, year, runtime, genres = columns
     if ratings is not None:
         rating, votes, rated = ratings.lookup_columns(numbers)
     else:
-        rating, votes, rated = [None] * len(rows), [None] * len(rows), 0
-    # Column-wise, one tuple per title: an import makes a million of them.
-    columns = (ids, types, primary, original, adult, year, runtime, rating, votes, genres)
-    titles = list(map(ImdbTitleRow._make, zip(*columns, strict=True)))
-    return titles, rated
+        rating, votes, rated = [None] * len(numbers), [None] * len(numbers), 0
+    # One plain tuple per title, in ImdbTitleRow's field order (which the store takes as
+    # it is): an import makes a million of them.
+    rows = zip(
+        ids, types, primary, original, adult, year, runtime, rating, votes, genres, strict=True
+    )
+    return cast(list[ImdbTitleRow], list(rows)), rated
 
 
 def import_tsv(
@@ -213,11 +215,26 @@ def import_tsv(
             report.note("no title.ratings file: stored ratings and vote counts stay as they are")
         report.basics = ParseStats(basics.name)
 
-        def write(rows: list[BasicsRow]) -> None:
-            titles, rated = _titles(rows, table)
-            report.written += upsert_imdb_titles(store, titles, with_ratings=table is not None)
+        # Into an empty store, a batch whose ids all follow those of the batches before
+        # (IMDb's file is sorted by id) holds no stored title: the store is not asked.
+        highest = -1 if imdb_title_count(store) == 0 else None
+
+        def write(batch: tuple[BasicsColumns, bool]) -> None:
+            columns, all_new = batch
+            titles, rated = _titles(columns, table)
+            report.written += upsert_imdb_titles(
+                store, titles, with_ratings=table is not None, all_new=all_new
+            )
             report.with_rating += rated
             run.counts = report.counts()
+
+        def fresh(columns: BasicsColumns) -> tuple[BasicsColumns, bool]:
+            nonlocal highest
+            if highest is None:
+                return columns, False
+            all_new = min(columns.number) > highest
+            highest = max(columns.number) if all_new else None
+            return columns, all_new
 
         with (
             progress(
@@ -225,17 +242,21 @@ def import_tsv(
             ) as bar,
             BackgroundWriter(write) as writer,
         ):
-            batch: list[BasicsRow] = []
-            for row in iter_basics(basics, title_types, report.basics, on_bytes=bar.advance):
-                batch.append(row)
-                if len(batch) >= batch_size:
+            batch: list[list[Any]] = [[] for _ in BasicsColumns._fields]  # column by column
+            for columns in iter_basics_columns(
+                basics, title_types, report.basics, on_bytes=bar.advance
+            ):
+                for column, more in zip(batch, cast(tuple[list[Any], ...], columns), strict=True):
+                    column.extend(more)
+                while len(batch[0]) >= batch_size:
                     # Stopping drops the queued batches; the one being written finishes.
                     run.raise_if_stopped()
-                    writer.submit(batch)
-                    batch = []
+                    writer.submit(fresh(BasicsColumns._make(c[:batch_size] for c in batch)))
+                    for column in batch:
+                        del column[:batch_size]
             run.raise_if_stopped()
-            if batch:
-                writer.submit(batch)
+            if batch[0]:
+                writer.submit(fresh(BasicsColumns._make(batch)))
         store.genre_map.sync()  # [genres] imdb_to_tmdb and the IMDb genres stored now
         if not report.basics.kept:
             report.note(
@@ -247,7 +268,10 @@ def import_tsv(
     return report
 
 
-class BackgroundWriter:
+_Batch = TypeVar("_Batch")
+
+
+class BackgroundWriter(Generic[_Batch]):
     """Writes batches in a thread while the caller parses the next ones.
 
     The database drivers release the GIL while SQLite or PostgreSQL work, so writing and
@@ -257,14 +281,14 @@ class BackgroundWriter:
     written finishes its transaction.
     """
 
-    def __init__(self, write: Callable[[list[Any]], None], depth: int = 2) -> None:
+    def __init__(self, write: Callable[[_Batch], None], depth: int = 2) -> None:
         self._write = write
-        self._queue: queue.Queue[list[Any] | None] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[tuple[_Batch] | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._abort = threading.Event()
         self._thread = threading.Thread(target=self._run, name="imdb-write", daemon=True)
 
-    def __enter__(self) -> BackgroundWriter:
+    def __enter__(self) -> BackgroundWriter[_Batch]:
         self._thread.start()
         return self
 
@@ -278,13 +302,13 @@ class BackgroundWriter:
 
     def _run(self) -> None:
         while True:
-            batch = self._queue.get()
-            if batch is None:
+            entry = self._queue.get()
+            if entry is None:
                 return
             if self._error is not None or self._abort.is_set():
                 continue  # drain, so submit() never blocks on a dead writer
             try:
-                self._write(batch)
+                self._write(entry[0])
             except BaseException as exc:
                 self._error = exc
 
@@ -292,7 +316,7 @@ class BackgroundWriter:
         if self._error is not None:
             raise self._error
 
-    def submit(self, batch: list[Any]) -> None:
+    def submit(self, batch: _Batch) -> None:
         """Queue a batch (waits while ``depth`` batches are queued)."""
         self._raise()
-        self._queue.put(batch)
+        self._queue.put((batch,))

@@ -2,12 +2,16 @@
 
 IMDb's format: UTF-8, tab-separated, one header row, ``\\N`` for null, no quoting (a quote
 is a literal character), ``\\n`` line ends, optionally gzip-compressed. Files are streamed
-in chunks of decompressed bytes and never loaded whole.
+in chunks of decompressed bytes and never loaded whole; gzip is decompressed by ISA-L
+(``isal.igzip``, about 3x as fast as the standard library's ``gzip``) in a thread of its own.
 
 ``title.basics`` has about 11 million rows of which only a few percent are movies, so
 rows are selected by their ``titleType`` with one regular expression over each chunk
 before any row is decoded or split: rows of other types cost almost nothing (and are
-not checked). Kept rows with the wrong column count, a bad id, a bad or implausible
+not checked). The kept rows of a chunk are parsed a whole column at a time when they are
+all plain (the usual case), else one by one (see :func:`iter_basics_columns`).
+
+Kept rows with the wrong column count, a bad id, a bad or implausible
 number (see the limits below) are counted, sampled with their line numbers, and
 skipped; so are ``title.ratings`` rows with a bad id, a rating outside 0-10 or a bad
 vote count. Every value that passes fits the store's columns, so no input reaches the
@@ -30,10 +34,12 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
-from typing import BinaryIO, NamedTuple, TypeVar
+from typing import BinaryIO, NamedTuple, TypeVar, cast
 
 import numpy as np
+from isal import igzip, isal_zlib
 
 from reelset.errors import UsageError
 
@@ -83,6 +89,10 @@ MAX_SAMPLES = 5
 _MAX_HEADER_BYTES = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
+# igzip raises isal_zlib.error for bad data (its stub types the class as an instance).
+_ISAL_ERROR = cast(type[Exception], isal_zlib.error)
+_READ_ERRORS = (OSError, EOFError, zlib.error, _ISAL_ERROR)
+"""What reading a broken file raises."""
 _INT_DIGITS = 18  # int() of a digit string no longer than this can be range-checked
 
 MAX_ID_DIGITS = 14
@@ -160,10 +170,13 @@ def _is_gzip(path: Path) -> bool:
 
 
 @contextmanager
-def open_dataset(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
+def open_dataset(path: Path, *, whole: bool = True) -> Iterator[tuple[BinaryIO, BinaryIO]]:
     """Open a dataset file, gzip or plain; yields ``(data stream, raw file)``.
 
     The raw file's position tells how far through the file reading is (for progress).
+    ``whole=False`` when only the first line is read: the standard library's reader
+    then decompresses no more than that line needs, so a file truncated further on
+    passes the header check and fails inside the recorded run, where the rest is read.
     """
     try:
         raw = path.open("rb")
@@ -172,7 +185,9 @@ def open_dataset(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
     try:
         if raw.read(2) == _GZIP_MAGIC:
             raw.seek(0)
-            stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+            # ISA-L's inflate reads the same gzip as the standard library's, 3x as fast.
+            reader = igzip.GzipFile if whole else gzip.GzipFile
+            stream: BinaryIO = reader(fileobj=raw, mode="rb")  # type: ignore[assignment]
         else:
             raw.seek(0)
             stream = raw
@@ -185,7 +200,7 @@ def open_dataset(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
 def _read_error(path: Path, exc: BaseException) -> ImdbFileError:
     if isinstance(exc, EOFError):
         what = "the gzip data ends early (truncated file)"
-    elif isinstance(exc, (gzip.BadGzipFile, zlib.error)):
+    elif isinstance(exc, (gzip.BadGzipFile, zlib.error, _ISAL_ERROR)):
         what = f"corrupt gzip data ({exc})"
     else:
         what = f"{exc.__class__.__name__}: {exc}"
@@ -199,7 +214,7 @@ def read_header(stream: BinaryIO, path: Path, expected: tuple[str, ...]) -> byte
     """
     try:
         line = stream.readline(_MAX_HEADER_BYTES)
-    except (OSError, EOFError, zlib.error) as exc:
+    except _READ_ERRORS as exc:
         raise _read_error(path, exc) from None
     if not line:
         raise ImdbFileError(
@@ -225,7 +240,7 @@ def _kind(expected: tuple[str, ...]) -> str:
 
 def check_header(path: Path, expected: tuple[str, ...]) -> None:
     """Open ``path`` and check its header row (raises :class:`ImdbFileError`)."""
-    with open_dataset(path) as (stream, _raw):
+    with open_dataset(path, whole=False) as (stream, _raw):
         read_header(stream, path, expected)
 
 
@@ -235,7 +250,7 @@ def iter_chunks(stream: BinaryIO, path: Path, chunk_bytes: int = CHUNK_BYTES) ->
     while True:
         try:
             data = stream.read(chunk_bytes)
-        except (OSError, EOFError, zlib.error) as exc:
+        except _READ_ERRORS as exc:
             raise _read_error(path, exc) from None
         if not data:
             break
@@ -389,18 +404,102 @@ def _positioned_chunks(
         yield chunk, raw.tell()
 
 
-def iter_basics(
+class BasicsColumns(NamedTuple):
+    """Parsed ``title.basics`` rows column by column: one list per :class:`BasicsRow` field."""
+
+    number: list[int]
+    imdb_id: list[str]
+    title_type: list[str]
+    primary_title: list[str | None]
+    original_title: list[str | None]
+    is_adult: list[bool | None]
+    start_year: list[int | None]
+    runtime_minutes: list[int | None]
+    genres: list[tuple[str, ...]]
+
+
+_ADULT: dict[str, bool | None] = {"0": False, "1": True, NULL: None}
+# Whole columns (each value followed by "\n") in the shapes whose checks cannot fail.
+_CLEAN_IDS = re.compile(rf"(?:tt[0-9]{{1,{MAX_ID_DIGITS}}}\n)*")
+_CLEAN_YEARS = re.compile(r"(?:(?:1[89][0-9][0-9]|2[01][0-9][0-9]|2200|\\N)\n)*")
+_CLEAN_RUNTIMES = re.compile(r"(?:(?:[0-9]{1,6}|\\N)\n)*")  # below MAX_RUNTIME_MINUTES
+assert MIN_YEAR == 1800 and MAX_YEAR == 2200 and MAX_RUNTIME_MINUTES >= 999_999
+
+
+def _genre_names(genres: str) -> tuple[str, ...]:
+    if genres == NULL or not genres:
+        return ()
+    return tuple(name for name in genres.split(",") if name)
+
+
+def _column(values: list[str], pattern: re.Pattern[str]) -> bool:
+    return pattern.fullmatch("\n".join(values) + "\n") is not None
+
+
+def _clean_columns(lines: list[bytes]) -> BasicsColumns | None:
+    """The kept rows of a chunk parsed column-wise, or ``None`` if any row is unusual.
+
+    The fast path of :func:`iter_basics_columns`: when no row has a control character,
+    bad UTF-8, a wrong column count or a value outside the plainest valid shapes, whole
+    columns are checked and converted at once, giving what :func:`parse_basics_line`
+    gives row by row. Otherwise the caller parses the chunk's rows one by one (which
+    also finds each bad row's line number).
+    """
+    if set(map(bytes.count, lines, repeat(b"\t"))) != {8}:
+        return None  # a row without exactly 9 columns
+    joined = b"\n".join(lines)
+    if len(joined.translate(None, _C0_DEL)) != len(joined):
+        return None  # control characters (a CR ending a row included)
+    if 0xC2 in joined and _C1.search(joined):
+        return None
+    try:
+        text = joined.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    # Every row has 9 fields, so field i of row r is flat[9 * r + i].
+    flat = text.replace("\n", "\t").split("\t")
+    tconst, types, primary, original, adult, year, _end, runtime, genres = (
+        flat[i::9] for i in range(9)
+    )
+    if not (
+        _column(tconst, _CLEAN_IDS)
+        and all(0 < len(name) <= MAX_NAME_CHARS for name in set(types))
+        and set(adult) <= _ADULT.keys()
+        and _column(year, _CLEAN_YEARS)
+        and _column(runtime, _CLEAN_RUNTIMES)
+        and max(map(len, genres)) <= MAX_NAME_CHARS  # then no one genre is too long
+    ):
+        return None
+    # Years, runtimes and genre lists repeat: each distinct value is converted once.
+    years = {x: None if x == NULL else int(x) for x in set(year)}
+    runtimes = {x: None if x == NULL else int(x) for x in set(runtime)}
+    names = {x: _genre_names(x) for x in set(genres)}
+    return BasicsColumns(
+        [int(t[2:]) for t in tconst],
+        tconst,
+        types,
+        [None if x == NULL else x for x in primary],
+        [None if x == NULL else x for x in original],
+        list(map(_ADULT.__getitem__, adult)),
+        list(map(years.__getitem__, year)),
+        list(map(runtimes.__getitem__, runtime)),
+        list(map(names.__getitem__, genres)),
+    )
+
+
+def iter_basics_columns(
     path: Path,
     title_types: list[str],
     stats: ParseStats,
     *,
     on_bytes: Callable[[int], None] | None = None,
     chunk_bytes: int = CHUNK_BYTES,
-) -> Iterator[BasicsRow]:
-    """Stream the ``title.basics`` rows of the given title types (header checked first).
+) -> Iterator[BasicsColumns]:
+    """Stream the ``title.basics`` rows of the given title types, a chunk's rows at a time.
 
-    ``on_bytes`` is called with how many more bytes of the (possibly compressed) file were
-    read, for progress. Malformed kept rows are recorded in ``stats`` and skipped.
+    The header is checked first. ``on_bytes`` is called with how many more bytes of the
+    (possibly compressed) file were read, for progress. Malformed kept rows are recorded
+    in ``stats`` and skipped. Chunks without a kept row yield nothing.
     """
     if not title_types:
         return
@@ -415,38 +514,66 @@ def iter_basics(
         position = raw.tell()
         for chunk, now in _prefetch(_positioned_chunks(stream, raw, path, chunk_bytes)):
             buf = b"\n" + chunk  # buf[0] ends line `line_number`
-            counted_at, counted_line = 0, line_number
-            for match in pattern.finditer(buf):
-                try:
-                    row = parse_basics_line(match.group(1), stats)
-                except MalformedRow as exc:
-                    start = match.start() + 1
-                    counted_line += buf.count(b"\n", counted_at, start)
-                    counted_at = start
-                    stats.bad(counted_line, str(exc))
-                    continue
-                stats.kept += 1
-                yield row
-            lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-            stats.rows += lines
-            line_number += lines
+            lines: list[bytes] = pattern.findall(buf)
+            columns = _clean_columns(lines) if lines else None
+            if columns is None and lines:
+                rows: list[BasicsRow] = []
+                counted_at, counted_line = 0, line_number
+                for match in pattern.finditer(buf):
+                    try:
+                        rows.append(parse_basics_line(match.group(1), stats))
+                    except MalformedRow as exc:
+                        start = match.start() + 1
+                        counted_line += buf.count(b"\n", counted_at, start)
+                        counted_at = start
+                        stats.bad(counted_line, str(exc))
+                if rows:
+                    columns = BasicsColumns._make(map(list, zip(*rows, strict=True)))
+            lines_in_chunk = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+            stats.rows += lines_in_chunk
+            line_number += lines_in_chunk
             if on_bytes is not None:
                 on_bytes(now - position)
                 position = now
+            if columns is not None:
+                stats.kept += len(columns.number)
+                yield columns
+
+
+def iter_basics(
+    path: Path,
+    title_types: list[str],
+    stats: ParseStats,
+    *,
+    on_bytes: Callable[[int], None] | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[BasicsRow]:
+    """Stream the ``title.basics`` rows of the given title types (header checked first).
+
+    Row by row what :func:`iter_basics_columns` gives (see there).
+    """
+    for columns in iter_basics_columns(
+        path, title_types, stats, on_bytes=on_bytes, chunk_bytes=chunk_bytes
+    ):
+        yield from map(BasicsRow._make, zip(*columns, strict=True))
 
 
 class Ratings:
     """IMDb ratings by title number, held compactly (sorted numpy arrays, ~20 bytes/title)."""
 
     def __init__(self, numbers: np.ndarray, ratings: np.ndarray, votes: np.ndarray) -> None:
-        order = np.argsort(numbers, kind="stable")
-        numbers, ratings, votes = numbers[order], ratings[order], votes[order]
+        # IMDb's file is sorted by id: then the arrays are used as they are, not copied.
+        if len(numbers) > 1 and not (numbers[1:] >= numbers[:-1]).all():
+            order = np.argsort(numbers, kind="stable")
+            numbers, ratings, votes = numbers[order], ratings[order], votes[order]
         # Of duplicate ids the last row wins: keep the last of each run of equal ids.
         keep = np.ones(len(numbers), dtype=bool)
         if len(numbers) > 1:
             keep[:-1] = numbers[1:] != numbers[:-1]
         self.duplicates = int(len(numbers) - keep.sum())
-        self.numbers, self.ratings, self.votes = numbers[keep], ratings[keep], votes[keep]
+        if self.duplicates:
+            numbers, ratings, votes = numbers[keep], ratings[keep], votes[keep]
+        self.numbers, self.ratings, self.votes = numbers, ratings, votes
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -576,7 +703,7 @@ def verify_dataset_file(path: Path, expected: tuple[str, ...] | None) -> int:
                 if not data:
                     break
                 size += len(data)
-        except (OSError, EOFError, zlib.error) as exc:
+        except _READ_ERRORS as exc:
             raise _read_error(path, exc) from None
     return size
 
@@ -592,6 +719,7 @@ __all__ = [
     "MAX_YEAR",
     "MIN_YEAR",
     "RATINGS_COLUMNS",
+    "BasicsColumns",
     "BasicsRow",
     "ImdbFileError",
     "MalformedRow",
@@ -600,6 +728,7 @@ __all__ = [
     "check_header",
     "clean_text",
     "iter_basics",
+    "iter_basics_columns",
     "iter_chunks",
     "open_dataset",
     "parse_basics_line",

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from itertools import chain
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, delete, func, select
@@ -67,6 +68,14 @@ class ImdbTitleRow(NamedTuple):
     average_rating: float | None = None
     num_votes: int | None = None
     genres: tuple[str, ...] = ()
+
+
+_POSITION = {name: i for i, name in enumerate(ImdbTitleRow._fields)}
+"""Where each field sits in an :class:`ImdbTitleRow`."""
+_RATING_AT = _POSITION["average_rating"]
+# A row's head is imdb_id and the compared fields, in the order _stored() reads them.
+_HEAD = ("imdb_id", *_TITLE_FIELDS, *_RATING_FIELDS)
+assert ImdbTitleRow._fields[: len(_HEAD)] == _HEAD and ImdbTitleRow._fields[-1] == "genres"
 
 
 @dataclass
@@ -130,12 +139,56 @@ def _stored(
     return stored, stored_genres
 
 
+def _row_of(title: ImdbTitle | ImdbTitleRow) -> ImdbTitleRow:
+    if isinstance(title, tuple):
+        return title
+    return ImdbTitleRow(*(getattr(title, name) for name in ImdbTitleRow._fields))
+
+
+_ROWS_STEP = 256
+"""Multi-row inserts come in sizes rounded up to this many rows (see below)."""
+
+
+def _insert_many_sqlite(
+    conn: Connection, table: str, names: Sequence[str], rows: Sequence[Sequence[Any]], stamp: Any
+) -> None:
+    """Insert new ``rows`` (values of ``names``) and ``imported_at = stamp`` (unless ``None``).
+
+    Many rows per ``INSERT ... VALUES (...), (...)``, not an ``executemany``: that releases
+    and retakes the GIL for every row, so while another thread parses, it waits up to a
+    switch interval (5 ms) per row and writing no longer overlaps parsing; here the GIL
+    is released once per statement. The driver keeps its compiled statements (megabytes
+    each at this size), so the sizes are few: the rows are split into equal groups of as
+    many as SQLite takes parameters, rounded up to a multiple of ``_ROWS_STEP`` by
+    repeating the last row, which ``ON CONFLICT DO NOTHING`` then skips.
+    """
+    if not rows:
+        return
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    width = len(names)
+    most = max(1, (driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1) // width)
+    groups = -(-len(rows) // most)
+    per_group = -(-len(rows) // groups)  # ceiling divisions
+    size = min(most, -(-per_group // _ROWS_STEP) * _ROWS_STEP)
+    head = "?1, " if stamp is not None else ""  # the stamp: parameter 1 in every row
+    values = ", ".join(["(" + head + ", ".join("?" * width) + ")"] * size)
+    columns = ("imported_at, " if stamp is not None else "") + ", ".join(names)
+    sql = f"INSERT INTO {table} ({columns}) VALUES {values} ON CONFLICT DO NOTHING"
+    first = (stamp,) if stamp is not None else ()
+    for start in range(0, len(rows), size):
+        group = list(rows[start : start + size])
+        group += [group[-1]] * (size - len(group))
+        conn.exec_driver_sql(sql, (*first, *chain.from_iterable(group)))
+
+
 def upsert_imdb_titles(
     store: Store,
     titles: Sequence[ImdbTitle] | Sequence[ImdbTitleRow],
     *,
     with_ratings: bool = True,
     now: dt.datetime | None = None,
+    all_new: bool = False,
 ) -> ImdbUpsertResult:
     """Write one batch of IMDb titles with their genres in one transaction, idempotently.
 
@@ -145,56 +198,70 @@ def upsert_imdb_titles(
     a rating (both rating fields ``None``) keeps its stored rating and vote count. With
     ``with_ratings=False`` (no ratings file given) the stored ``average_rating``/
     ``num_votes`` are neither compared nor changed, and new titles get none. The last of
-    duplicate ids wins. Titles may be given as :class:`ImdbTitle` or :class:`ImdbTitleRow`.
+    duplicate ids wins. Titles may be given as :class:`ImdbTitle` or :class:`ImdbTitleRow`
+    (or plain tuples in :class:`ImdbTitleRow`'s field order). ``all_new``: the caller knows
+    that no title of the batch is stored (a first import), so the store is not asked.
     """
-    latest: dict[str, ImdbTitle | ImdbTitleRow] = {t.imdb_id: t for t in titles}
+    latest: dict[str, ImdbTitleRow] = {row[0]: row for row in map(_row_of, titles)}
     if not latest:
         return ImdbUpsertResult()
     now = now or schema.utcnow()
     fields = _TITLE_FIELDS + _RATING_FIELDS if with_ratings else _TITLE_FIELDS
+    width = 1 + len(fields)  # imdb_id and the compared fields: the head of a row
     t, g = schema.imdb_titles, schema.imdb_title_genres
     columns = ("imdb_id", *fields)
-    ids = list(latest)
+    stamp = {"imported_at": now}
     with store.write(bulk=True) as conn:
-        stored, stored_genres = _stored(conn, ids, fields)
-        new_rows: list[tuple[Any, ...]] = []
+        stored, stored_genres = ({}, {}) if all_new else _stored(conn, list(latest), fields)
+        new: list[ImdbTitleRow] = []
+        changed: list[ImdbTitleRow] = []
         changed_rows: list[tuple[Any, ...]] = []
-        written: list[ImdbTitle | ImdbTitleRow] = []
-        values_of = attrgetter(*fields)
-        rated_at = len(_TITLE_FIELDS)  # the rating fields come last
-        for imdb_id, title in latest.items():
-            values = values_of(title)
-            old = stored.get(imdb_id)
-            if old is None:
-                new_rows.append((imdb_id, *values))
-            else:
+        if not stored:
+            new = list(latest.values())  # a first import: every title is new
+        else:
+            rated_at = len(_TITLE_FIELDS)  # the rating fields come last
+            for imdb_id, row in latest.items():
+                old = stored.get(imdb_id)
+                if old is None:
+                    new.append(row)
+                    continue
+                values = row[1:width]
                 if (
                     with_ratings
-                    and title.average_rating is None
-                    and title.num_votes is None
+                    and row[_RATING_AT] is None
+                    and row[_RATING_AT + 1] is None
                     and (old[-2] is not None or old[-1] is not None)
                 ):
                     values = values[:rated_at] + old[rated_at:]  # not rated here: keep stored
-                if old == values and stored_genres.get(imdb_id, set()) == set(title.genres):
+                if old == values and stored_genres.get(imdb_id, set()) == set(row[-1]):
                     continue
+                changed.append(row)
                 changed_rows.append((imdb_id, *values))
-            written.append(title)
 
-        stamp = {"imported_at": now}
-        store.bulk_insert(conn, t, new_rows, columns=columns, constants=stamp)
+        new_rows = [row[:width] for row in new]
+        if store.dialect == "sqlite":
+            time_of = t.c.imported_at.type.bind_processor(conn.dialect)
+            at = time_of(now) if time_of else now
+            _insert_many_sqlite(conn, "imdb_titles", columns, new_rows, at)
+        else:
+            store.bulk_insert(conn, t, new_rows, columns=columns, constants=stamp)
         store.bulk_update(conn, t, changed_rows, key=("imdb_id",), columns=columns, constants=stamp)
         changed_ids = [row[0] for row in changed_rows]
+        changed = new + changed  # the titles whose genres are written
         for start in range(0, len(changed_ids), _IN_CHUNK):
             conn.execute(delete(g).where(g.c.imdb_id.in_(changed_ids[start : start + _IN_CHUNK])))
-        genre_rows = [
-            (title.imdb_id, genre) for title in written for genre in sorted(set(title.genres))
-        ]
-        store.bulk_insert(conn, g, genre_rows)
+        # Each distinct genre list is deduplicated and sorted once.
+        names = {genres: sorted(set(genres)) for genres in {row[-1] for row in changed}}
+        pairs = [(row[0], genre) for row in changed for genre in names[row[-1]]]
+        if store.dialect == "sqlite":
+            _insert_many_sqlite(conn, "imdb_title_genres", ("imdb_id", "genre"), pairs, None)
+        else:
+            store.bulk_insert(conn, g, pairs)
     return ImdbUpsertResult(
-        new=len(new_rows),
+        new=len(new),
         updated=len(changed_rows),
-        unchanged=len(latest) - len(new_rows) - len(changed_rows),
-        genre_rows=len(genre_rows),
+        unchanged=len(latest) - len(new) - len(changed_rows),
+        genre_rows=len(pairs),
     )
 
 

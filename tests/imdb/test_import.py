@@ -262,15 +262,15 @@ def test_interrupted_import_keeps_finished_batches(
 ) -> None:
     import reelset.imdb.importer as importer
 
-    real = importer.iter_basics
+    real = importer.iter_basics_columns
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
-        for n, row in enumerate(real(*args, **kwargs)):
-            if n == 9:
-                raise KeyboardInterrupt
-            yield row
+        # Ctrl-C after 9 rows were read (the file is one chunk: its first 9 rows, then stop).
+        for columns in real(*args, **kwargs):
+            yield type(columns)._make(column[:9] for column in columns)
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(importer, "iter_basics", interrupted)
+    monkeypatch.setattr(importer, "iter_basics_columns", interrupted)
     cfg = write_config(tmp_path, sqlite_store.url, batch_size=4)
     code, _, err = cli(capsys, cfg, "import", "--basics", str(BASICS))
     assert code == 130 and "interrupted" in err.splitlines()[-1]
@@ -279,7 +279,7 @@ def test_interrupted_import_keeps_finished_batches(
     assert sqlite_store.locks.holder("imdb") is None
     # Two whole batches of 4 were handed over before Ctrl-C; each is its own transaction.
     assert len(snapshot(sqlite_store)[0]) in (0, 4, 8)
-    monkeypatch.setattr(importer, "iter_basics", real)
+    monkeypatch.setattr(importer, "iter_basics_columns", real)
     assert cli(capsys, cfg, "import", "--basics", str(BASICS))[0] == 0
     assert len(snapshot(sqlite_store)[0]) == 14
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
 from reelset.storage import Store
@@ -55,3 +56,27 @@ def test_without_ratings_the_stored_ones_are_not_compared(store: Store) -> None:
         with_ratings=False,
     )
     assert result.unchanged == 1 and rows(store)["tt1"][1:3] == (5.0, 3)
+
+
+@pytest.mark.parametrize("count", [1, 255, 256, 257, 3277, 7000])
+def test_batches_of_any_size_store_every_title_and_genre_once(store: Store, count: int) -> None:
+    # SQLite gets them as multi-row inserts in groups padded to a multiple of 256 rows:
+    # the padding must not show, nor the group boundaries (3276 rows of 10 columns).
+    genres = [(), ("Drama",), ("Drama", "Comedy", "Drama"), ("A", "", "B")]
+    titles = [
+        ImdbTitle(f"tt{n}", "movie", f"T{n}", is_adult=n % 2 == 0, genres=genres[n % 4])
+        for n in range(count)
+    ]
+    result = upsert_imdb_titles(store, titles, now=T0)
+    expected_genres = {(t.imdb_id, g) for t in titles for g in t.genres}
+    assert (result.new, result.genre_rows) == (count, len(expected_genres))
+    got = rows(store)
+    assert len(got) == count and got[f"tt{count - 1}"] == (f"T{count - 1}", None, None, T0)
+    g = s.imdb_title_genres
+    with store.read() as conn:
+        stored_genres = [tuple(r) for r in conn.execute(select(g.c.imdb_id, g.c.genre))]
+        adult = dict(conn.execute(select(s.imdb_titles.c.imdb_id, s.imdb_titles.c.is_adult)).all())
+    assert sorted(stored_genres) == sorted(expected_genres)
+    assert adult["tt0"] is True and (count == 1 or adult["tt1"] is False)
+    again = upsert_imdb_titles(store, titles, now=T1)
+    assert (again.new, again.updated, again.unchanged) == (0, 0, count)
