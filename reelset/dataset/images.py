@@ -9,32 +9,40 @@ it (:class:`PosterProblems`) and the build fails once every split has been read
 With ``image_max_side`` 0 the verified bytes go into the dataset exactly as stored. With
 N > 0 each poster becomes an RGB JPEG whose longest side is at most N
 (:func:`reelset.posters.verify.training_copy`: EXIF orientation applied, no metadata kept,
-Lanczos, never upscaled), made in worker processes. Images are yielded in row order and
-only a bounded window of them is in flight, so memory does not grow with the dataset.
+Lanczos, never upscaled), made in worker processes. As-is, the files are read and hashed
+in threads (both release the GIL), ahead of the shard writer that consumes them. Images
+are yielded in row order and only a bounded window of them is in flight, so memory does
+not grow with the dataset.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import logging
 import multiprocessing
 import os
 import signal
+import stat
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from reelset.config import Settings
 from reelset.errors import StoreError
-from reelset.posters.filestore import is_valid_relpath
+from reelset.posters.filestore import ObjectPosterFiles, PosterStore, is_valid_relpath
 
 log = logging.getLogger(__name__)
 
 CHUNK = 16
-"""Posters per task sent to a worker process."""
+"""Posters per task sent to a worker process (or, as-is, to a reader thread)."""
 IN_FLIGHT_PER_WORKER = 2
 """Tasks queued per worker: enough to keep each busy, few enough to bound memory."""
+READER_THREADS = 2
+"""Threads reading and hashing as-is posters while the shard writer writes."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ class LoadedImage:
 class PosterProblems:
     """Posters whose file is missing or does not hash to the store's sha256."""
 
-    posters_dir: Path
+    posters_dir: Path | str
     missing: list[PosterRef] = field(default_factory=list)
     corrupt: list[PosterRef] = field(default_factory=list)
 
@@ -94,21 +102,60 @@ def image_name(tmdb_id: int, poster_file: str, max_side: int) -> str:
     return f"{tmdb_id}.{ext or 'bin'}"
 
 
-def _read_verified(path: Path, sha256: str) -> bytes | str:
-    """The file's bytes if they hash to ``sha256``, else ``missing`` or ``corrupt``."""
+@dataclass(frozen=True)
+class RemotePosters:
+    """Posters in object storage (``[storage] posters_dir`` is a URL): what a worker
+    process needs to open the same :class:`~reelset.posters.filestore.PosterStore`."""
+
+    url: str
+    options_json: str
+
+    def __str__(self) -> str:
+        return self.url
+
+
+PosterSource = Path | RemotePosters
+"""Where a build reads poster bytes: the local posters folder, or object storage."""
+
+
+def poster_source(settings: Settings) -> PosterSource:
+    """The posters of ``settings``: a local folder, or its object-storage location."""
+    if settings.posters_url is None:
+        return settings.posters_dir
+    options = json.dumps(settings.storage.storage_options, sort_keys=True)
+    return RemotePosters(settings.posters_url, options)
+
+
+@functools.cache
+def _remote_store(url: str, options_json: str) -> PosterStore:
+    """One object store per process (its connection pool serves every reader thread)."""
+    return ObjectPosterFiles(url, json.loads(options_json))
+
+
+def _read_verified(source: PosterSource, rel: str, sha256: str) -> bytes | str:
+    """The file's bytes if they hash to ``sha256``, else ``missing`` or ``corrupt``.
+
+    An object store that cannot be reached raises (one line): that is no proof the poster
+    is gone.
+    """
     try:
-        data = path.read_bytes()
+        if isinstance(source, RemotePosters):
+            data = _remote_store(source.url, source.options_json).get(rel)
+        else:
+            data = (source / rel).read_bytes()
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return "missing"
     return data if hashlib.sha256(data).hexdigest() == sha256 else "corrupt"
 
 
-def _load_one(root: Path, ref: PosterRef, max_side: int, quality: int) -> LoadedImage | str:
+def _load_one(
+    root: PosterSource, ref: PosterRef, max_side: int, quality: int
+) -> LoadedImage | str:
     """One poster's dataset bytes, or the problem's name."""
     assert ref.file is not None and ref.sha256 is not None
     if not is_valid_relpath(ref.file):  # a name the file store never makes (e.g. "../x")
         return "corrupt"
-    data = _read_verified(root / ref.file, ref.sha256)
+    data = _read_verified(root, ref.file, ref.sha256)
     if isinstance(data, str):
         return data
     if max_side:
@@ -122,7 +169,7 @@ def _load_one(root: Path, ref: PosterRef, max_side: int, quality: int) -> Loaded
 
 
 def _load_chunk(
-    root: Path, refs: Sequence[PosterRef], max_side: int, quality: int
+    root: PosterSource, refs: Sequence[PosterRef], max_side: int, quality: int
 ) -> tuple[int, list[LoadedImage | str]]:
     """Worker task: (the worker's pid, the chunk's posters in order)."""
     return os.getpid(), [_load_one(root, ref, max_side, quality) for ref in refs]
@@ -150,13 +197,14 @@ class PosterReader:
     """
 
     def __init__(
-        self, posters_dir: Path, *, max_side: int, quality: int, workers: int | None = None
+        self, posters_dir: PosterSource, *, max_side: int, quality: int,
+        workers: int | None = None,
     ) -> None:
         self.root = posters_dir
         self.max_side = max_side
         self.quality = quality
         self.workers = workers or worker_count()
-        self.problems = PosterProblems(posters_dir)
+        self.problems = PosterProblems(str(posters_dir))
         self.worker_pids: set[int] = set()
         self._pool: ProcessPoolExecutor | None = None
 
@@ -182,13 +230,20 @@ class PosterReader:
         """Each movie's image, in the order of ``refs``; None without a poster (and for a
         missing or corrupt file, which is recorded in ``problems``)."""
         chunks = _chunks(refs, CHUNK)
-        if not self.max_side:
-            for chunk in chunks:
-                yield from self._collect(chunk, _load_chunk(self.root, _with_file(chunk),
-                                                            0, self.quality)[1])
+        if self.max_side:
+            yield from self._in_order(self._executor(), chunks, self.workers)
             return
-        pool = self._executor()
-        window = self.workers * IN_FLIGHT_PER_WORKER
+        threads = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="reelset-posters")
+        try:
+            yield from self._in_order(threads, chunks, READER_THREADS)
+        finally:
+            threads.shutdown(wait=True, cancel_futures=True)
+
+    def _in_order(
+        self, pool: Executor, chunks: Iterable[list[PosterRef]], workers: int
+    ) -> Iterator[LoadedImage | None]:
+        """Load ``chunks`` in ``pool``, a bounded window ahead, yielding in order."""
+        window = workers * IN_FLIGHT_PER_WORKER
         pending: deque[tuple[list[PosterRef], Future[tuple[int, list[LoadedImage | str]]]]]
         pending = deque()
         for chunk in chunks:
@@ -202,22 +257,32 @@ class PosterReader:
     def sizes(self, refs: Iterable[PosterRef]) -> Iterator[int | None]:
         """Each poster file's size without reading it (reference mode); None without a
         poster, or when the file is missing (recorded in ``problems``)."""
+        assert isinstance(self.root, Path), "reference mode needs a local posters folder"
+        root = os.fspath(self.root)  # os.stat on strings: a million posters, no Path objects
         for ref in refs:
             if ref.file is None:
                 yield None
                 continue
-            path = self.root / ref.file
-            if not is_valid_relpath(ref.file) or not path.is_file():
-                self.problems.add(ref, "missing" if is_valid_relpath(ref.file) else "corrupt")
+            if not is_valid_relpath(ref.file):
+                self.problems.add(ref, "corrupt")
                 yield None
                 continue
-            yield path.stat().st_size
+            try:
+                found = os.stat(f"{root}/{ref.file}")
+            except OSError:
+                found = None
+            if found is None or not stat.S_ISREG(found.st_mode):
+                self.problems.add(ref, "missing")
+                yield None
+                continue
+            yield found.st_size
 
     def _finish(
         self, chunk: list[PosterRef], future: Future[tuple[int, list[LoadedImage | str]]]
     ) -> Iterator[LoadedImage | None]:
         pid, loaded = future.result()
-        self.worker_pids.add(pid)
+        if pid != os.getpid():  # a worker process, not a reader thread
+            self.worker_pids.add(pid)
         yield from self._collect(chunk, loaded)
 
     def _collect(

@@ -23,9 +23,10 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -172,6 +173,7 @@ def plan_build(
         has_poster=has_poster,
         inactive_ids=snapshot.inactive.column("tmdb_id").combine_chunks(),
     )
+    _release_unused()  # the normalized texts of dedupe are gone
     removals = selection.removals
     rows = np.flatnonzero(selection.keep)
     log.info("dedupe and filters kept %d of %d active movies", len(rows), len(ids))
@@ -200,6 +202,7 @@ def plan_build(
     kept_pairs = pairs[pairs["tmdb_id"].isin(ids[rows])]
     label_set = build_label_set(kept_pairs, sources, cfg.label_source, cfg.min_genre_count)
     y = multi_hot(ids[rows], kept_pairs, label_set)
+    del sources, pairs, kept_pairs  # millions of (movie, genre) pairs, no longer needed
     lost = (source_counts[rows] > 0) & (y.sum(axis=1) == 0)
     removals.add("no_label", ids[rows[lost]])
     rows, y = rows[~lost], y[~lost]
@@ -240,18 +243,22 @@ def plan_build(
             for name, source in POSTER_COLUMNS.items()
         },
     }
-    at_rows = pa.array(rows)
-    full = _table(
-        schema,
-        {
-            name: computed[name] if name in computed
-            else movies.column(name).take(at_rows).combine_chunks()
-            for name in schema.names
-        },
-    )
-    split_tables = {
-        split: full.filter(pa.array(codes == i)) for i, split in enumerate(SPLITS)
-    }
+    # Each split taken straight from the snapshot: no table of every kept movie first
+    # (a second copy of every overview at a million movies).
+    split_tables = {}
+    for i, split in enumerate(SPLITS):
+        in_split = np.flatnonzero(codes == i)
+        at_split, at_rows = pa.array(in_split), pa.array(rows[in_split])
+        split_tables[split] = _table(
+            schema,
+            {
+                name: computed[name].take(at_split) if name in computed
+                else movies.column(name).take(at_rows).combine_chunks()
+                for name in schema.names
+            },
+        )
+    del computed
+    _release_unused()
     removed = _removed_table(removals.table(), snapshot)
     baseline = _baseline(split_tables, y, codes, label_set, settings) if cfg.baseline else None
     new_ledger = _next_ledger(ledger, final_ids, codes, version)
@@ -337,6 +344,12 @@ def plan_build(
     )
 
 
+def _release_unused() -> None:
+    """Hand memory Arrow freed back to the system, so the next step's peak does not add
+    to this one's (the allocator keeps freed pages for reuse otherwise)."""
+    pa.default_memory_pool().release_unused()
+
+
 def _baseline(
     split_tables: dict[str, pa.Table],
     y: npt.NDArray[np.int8],
@@ -345,14 +358,44 @@ def _baseline(
     settings: Settings,
 ) -> dict[str, Any]:
     """The text baseline of the version (:mod:`reelset.dataset.baseline`)."""
+    # The baseline trains on a sample of train (baseline_max_samples): its texts are read
+    # by position, not turned into a million Python strings first.
     data = {
-        split: SplitData(split_tables[split].column("overview").to_pylist(), y[codes == i])
+        split: SplitData(
+            _Texts(split_tables[split].column("overview")) if split == "train"
+            else split_tables[split].column("overview").to_pylist(),
+            y[codes == i],
+        )
         for i, split in enumerate(SPLITS)
     }
     return train_baseline(
         data["train"], data["validation"], data["test"], label_set.names,
         seed=settings.build.seed, max_samples=settings.build.baseline_max_samples,
     )
+
+
+class _Texts(Sequence[str]):
+    """A string column as a read-only sequence of str, each converted when asked for."""
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        self._column = column
+
+    def __len__(self) -> int:
+        return len(self._column)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        text: str = self._column[index].as_py()
+        return text
 
 
 def _dedupe_aliases(removed: pa.Table, known: dict[int, int]) -> dict[int, int]:

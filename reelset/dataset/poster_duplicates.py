@@ -49,11 +49,30 @@ def popcount(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
 def parse_phashes(
     values: pa.Array | pa.ChunkedArray,
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
-    """Hex perceptual hashes as uint64, and which were valid (1..16 hex digits)."""
-    texts = values.to_pylist()
-    out = np.zeros(len(texts), dtype=np.uint64)
-    valid = np.zeros(len(texts), dtype=bool)
-    for i, text in enumerate(texts):
+    """Hex perceptual hashes as uint64, and which were valid (what ``int(text, 16)``
+    parses, at most 16 characters).
+
+    Plain hex (1-16 digits, what imagehash writes) is decoded vectorized; anything else
+    that is not null goes through ``int(text, 16)`` one by one, so both agree exactly.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    values = pc.cast(values, pa.string())
+    n = len(values)
+    out = np.zeros(n, dtype=np.uint64)
+    valid = np.zeros(n, dtype=bool)
+    plain = np.asarray(
+        pc.fill_null(pc.match_substring_regex(values, r"^[0-9a-fA-F]{1,16}$"), False)
+        .to_numpy(zero_copy_only=False),
+        dtype=bool,
+    )
+    rows = np.flatnonzero(plain)
+    if len(rows):
+        out[rows] = _decode_hex16(pc.utf8_lpad(values.take(pa.array(rows)), 16, "0"))
+        valid[rows] = True
+    others = np.flatnonzero(~plain & np.asarray(values.is_valid().to_numpy(zero_copy_only=False)))
+    for i, text in zip(others.tolist(), values.take(pa.array(others, type=pa.int64()))
+                       .to_pylist(), strict=True):
         if text and len(text) <= 16:
             try:
                 out[i] = int(text, 16)
@@ -61,6 +80,22 @@ def parse_phashes(
                 continue
             valid[i] = True
     return out, valid
+
+
+_HEX_VALUE = np.zeros(256, dtype=np.uint64)
+for _digit in "0123456789abcdefABCDEF":
+    _HEX_VALUE[ord(_digit)] = int(_digit, 16)
+
+
+def _decode_hex16(texts: pa.Array) -> npt.NDArray[np.uint64]:
+    """Strings of exactly 16 ASCII hex digits -> their uint64 values."""
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int32)[
+        texts.offset : texts.offset + len(texts) + 1
+    ]
+    data = np.frombuffer(texts.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    nibbles = _HEX_VALUE[data.reshape(-1, 16)]
+    shifts = np.arange(60, -1, -4, dtype=np.uint64)
+    return np.bitwise_or.reduce(nibbles << shifts, axis=1)
 
 
 def _plan(n: int, k: int) -> tuple[int, int]:

@@ -39,7 +39,7 @@ from reelset.dataset import cooccurrence
 from reelset.dataset.card import dataset_card
 from reelset.dataset.croissant import croissant_document
 from reelset.dataset.format import LEDGER_FILE, PARQUET_OPTIONS
-from reelset.dataset.images import PosterReader, poster_refs
+from reelset.dataset.images import PosterReader, poster_refs, poster_source
 from reelset.dataset.plan import Plan
 from reelset.dataset.shards import SplitFiles, write_parquet_shards, write_tar_shards
 from reelset.dataset.versions import LABELS_FILE, MANIFEST_FILE, write_latest
@@ -143,7 +143,11 @@ def write_plan(plan: Plan, root: Path, settings: Settings, *, now: dt.datetime) 
         manifest["heatmap"] = "cooccurrence.png" if heatmap else None
         manifest["created_at"] = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         manifest.update(
-            files_manifest(written, settings, posters_rel=_relative(settings.posters_dir, final))
+            files_manifest(
+                written, settings,
+                posters_rel=_relative(settings.posters_dir, final)
+                if settings.build.images == "reference" else "",
+            )
         )
         write_text(staging / "README.md", dataset_card(manifest, plan.labels_doc))
         # Each file is hashed once: the data files for croissant.json, then the others.
@@ -182,10 +186,14 @@ def write_splits(plan: Plan, data_dir: Path, settings: Settings) -> dict[str, Sp
     is read before a missing or corrupt poster fails the build (one line with the count).
     """
     cfg = settings.build
-    posters_dir = settings.posters_dir
+    if cfg.images == "reference" and settings.posters_url is not None:
+        raise UsageError(
+            '[build] images = "reference" needs a local [storage] posters_dir (the posters '
+            f'are in {settings.posters_url}): use "embed" or "webdataset"'
+        )
     written: dict[str, SplitFiles] = {}
     with PosterReader(
-        posters_dir, max_side=cfg.image_max_side, quality=cfg.image_quality
+        poster_source(settings), max_side=cfg.image_max_side, quality=cfg.image_quality
     ) as reader:
         for split, table in plan.splits.items():
             refs = poster_refs(

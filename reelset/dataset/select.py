@@ -52,14 +52,27 @@ _NON_ALNUM = r"[^\p{L}\p{N}]+"
 
 def normalize_text(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """NFKC, lower case, whitespace collapsed and trimmed (nulls stay null)."""
-    text = pc.utf8_lower(pc.utf8_normalize(values, "NFKC"))
-    return pc.utf8_trim_whitespace(pc.replace_substring_regex(text, _WS, " "))
+    return _by_chunk(values, _WS)
 
 
 def normalize_title(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """:func:`normalize_text`, with every run of non-letters/digits turned into one space."""
+    return _by_chunk(values, _NON_ALNUM)
+
+
+def _by_chunk(values: pa.ChunkedArray | pa.Array, pattern: str) -> pa.ChunkedArray | pa.Array:
+    """NFKC, lower case, ``pattern`` -> one space, trimmed; a chunked array chunk by chunk
+    (each step copies every string: one chunk's copies at a time, not the column's)."""
+    if isinstance(values, pa.ChunkedArray):
+        return pa.chunked_array(
+            [_normalized(chunk, pattern) for chunk in values.chunks], type=values.type
+        )
+    return _normalized(values, pattern)
+
+
+def _normalized(values: pa.Array, pattern: str) -> pa.Array:
     text = pc.utf8_lower(pc.utf8_normalize(values, "NFKC"))
-    return pc.utf8_trim_whitespace(pc.replace_substring_regex(text, _NON_ALNUM, " "))
+    return pc.utf8_trim_whitespace(pc.replace_substring_regex(text, pattern, " "))
 
 
 def word_counts(normalized: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.int64]:
@@ -205,6 +218,7 @@ def select_movies(
     order = rank_order(frame)
     overview_codes = _codes(overview_norm)
     overview_codes[~substantive] = -1
+    del overview_norm  # a normalized copy of every overview: no longer needed
 
     for rule, enabled in (
         ("duplicate_imdb_id", cfg.dedupe_imdb_id),
@@ -245,9 +259,14 @@ def select_movies(
 
 def _codes(values: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.int64]:
     """A dense integer code per distinct value (-1 for null)."""
-    if isinstance(values, pa.ChunkedArray):  # one array (large_string: no 2 GiB limit)
-        values = pc.cast(values, pa.large_string()).combine_chunks()
-    codes = pc.fill_null(pc.dictionary_encode(values).indices, -1)
+    encoded = pc.dictionary_encode(values)
+    if isinstance(encoded, pa.ChunkedArray):
+        # One memo table across the chunks: the same codes as encoding them as one array,
+        # without first copying every string into one (and no 2 GiB limit).
+        chunks = [pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False)
+                  for c in encoded.chunks]
+        return np.concatenate(chunks).astype(np.int64) if chunks else np.zeros(0, np.int64)
+    codes = pc.fill_null(encoded.indices, -1)
     return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,63 @@ def test_resizing_runs_in_worker_processes_in_order(crafted: Crafted) -> None:
     assert got == expected
     assert reader.worker_pids and os.getpid() not in reader.worker_pids
     assert not reader.problems.missing and not reader.problems.corrupt
+
+
+
+def _write_poster(folder: Path, data: bytes) -> str:
+    sha = hashlib.sha256(data).hexdigest()
+    rel = f"{sha[:2]}/{sha}.jpg"
+    (folder / sha[:2]).mkdir(parents=True, exist_ok=True)
+    (folder / rel).write_bytes(data)
+    return rel
+
+
+def _reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("reelset-posters")]
+
+
+def test_as_is_posters_are_read_ahead_in_threads_in_order(crafted: Crafted) -> None:
+    """Many chunks (so the read-ahead window fills and drains), rows without a poster,
+    a missing and a corrupt file among them: the bytes come back as stored, in row order,
+    the problems are recorded where they are, and no worker process is involved."""
+    folder = crafted.posters_dir
+    refs: list[PosterRef] = []
+    expected: list[bytes | None] = []
+    for i in range(300):
+        data = poster_jpeg(f"a{i}", 20 + i % 7, 30)
+        rel = _write_poster(folder, data)
+        sha = hashlib.sha256(data).hexdigest()
+        if i == 97:
+            (folder / rel).unlink()
+        elif i == 203:
+            (folder / rel).write_bytes(b"not the stored bytes")
+        refs.append(PosterRef(i, rel, sha))
+        expected.append(None if i in (97, 203) else data)
+        if i % 11 == 0:
+            refs.append(PosterRef(1000 + i, None, None))
+            expected.append(None)
+    with PosterReader(folder, max_side=0, quality=85, workers=2) as reader:
+        images = list(reader.images(refs))
+    assert [None if image is None else image.data for image in images] == expected
+    assert [image.name for image in images if image is not None][:2] == ["0.jpg", "1.jpg"]
+    assert [ref.tmdb_id for ref in reader.problems.missing] == [97]
+    assert [ref.tmdb_id for ref in reader.problems.corrupt] == [203]
+    assert not reader.worker_pids
+    assert not _reader_threads()
+
+
+def test_abandoned_as_is_reading_stops_its_threads(crafted: Crafted) -> None:
+    """A consumer that stops early (a failed shard write, Ctrl-C) leaves no thread behind."""
+    folder = crafted.posters_dir
+    data = poster_jpeg("shared", 20, 30)
+    rel = _write_poster(folder, data)
+    refs = [PosterRef(i, rel, hashlib.sha256(data).hexdigest()) for i in range(2000)]
+    with PosterReader(folder, max_side=0, quality=85) as reader:
+        images = reader.images(refs)
+        assert next(images) is not None
+        assert _reader_threads()
+        images.close()
+        assert not _reader_threads()
 
 
 def test_reference_mode_and_loading_a_copied_version(with_posters: Crafted,

@@ -23,7 +23,7 @@ from reelset.dataset import load, load_examples, load_labels
 from reelset.dataset.build import build_dataset
 from reelset.dataset.remote import RemotePath, lock_name
 from reelset.dataset.versions import MANIFEST_FILE, latest, read_manifest, versions
-from reelset.errors import UsageError
+from reelset.errors import StoreError, UsageError
 from reelset.storage import Store
 from tests.dataset.conftest import FIXED_NOW, Crafted, poster_row, random_movies
 from tests.object_store import DUMMY_KEY_ID, DUMMY_SECRET, S3Server
@@ -379,3 +379,48 @@ def test_a_file_url_is_a_local_folder(filled: Crafted, tmp_path: Path) -> None:
     result = build_dataset(settings(filled, f"file://{tmp_path / 'viaurl'}"), now=FIXED_NOW)
     assert result.path == tmp_path / "viaurl" / "genres" / "v0001"
     assert (tmp_path / "viaurl" / "genres" / ".lock").exists()
+
+
+def test_a_build_reads_posters_from_object_storage(
+    filled: Crafted, s3: dict[str, Any]
+) -> None:
+    client = s3["server"].client()
+    for path in sorted(filled.posters_dir.rglob("*.jpg")):
+        key = f"posters/{path.relative_to(filled.posters_dir).as_posix()}"
+        client.put_object(Bucket=s3["bucket"], Key=key, Body=path.read_bytes())
+
+    def remote(**build: Any) -> Settings:
+        return settings_from_dict(
+            {
+                "storage": {
+                    "url": filled.url,
+                    "posters_dir": f"s3://{s3['bucket']}/posters",
+                    "storage_options": {"endpoint_url": s3["server"].endpoint},
+                },
+                "build": {"min_genre_count": 1, **build},
+            },
+            base_dir=filled.tmp_path,
+        )
+
+    local = build_dataset(settings(filled, str(filled.tmp_path / "local")), now=FIXED_NOW)
+    built = build_dataset(remote(output_dir=str(filled.tmp_path / "remote")), now=FIXED_NOW)
+    assert built.fingerprint == local.fingerprint
+    assert local.path is not None and built.path is not None
+    for split in ("train", "validation", "test"):
+        mine = load(path=built.path, split=split)["image"].tolist()
+        theirs = load(path=local.path, split=split)["image"].tolist()
+        assert mine == theirs and any(image is not None for image in mine)
+    # Resized in worker processes, which open the object store themselves.
+    resized = build_dataset(
+        remote(output_dir=str(filled.tmp_path / "resized"), image_max_side=32), now=FIXED_NOW
+    )
+    assert resized.path is not None
+    assert all(len(i["bytes"]) > 0 for i in load(path=resized.path)["image"] if i is not None)
+
+    with pytest.raises(UsageError, match="needs a local"):
+        build_dataset(remote(output_dir=str(filled.tmp_path / "ref"), images="reference"))
+    gone = client.list_objects_v2(Bucket=s3["bucket"], Prefix="posters/")["Contents"][0]["Key"]
+    client.delete_object(Bucket=s3["bucket"], Key=gone)
+    with pytest.raises(StoreError, match=r"1 missing poster file\(s\) under s3://"):
+        build_dataset(remote(output_dir=str(filled.tmp_path / "broken")), now=FIXED_NOW)
+    assert not (filled.tmp_path / "broken" / "genres" / "v0001").exists()
