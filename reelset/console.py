@@ -111,6 +111,23 @@ def setup_logging(
         logging.getLogger(noisy).setLevel(logging.WARNING if verbosity < 2 else logging.DEBUG)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record, not to the stream
+    it was made with: a program (or a test runner) that swaps stderr, and closes the old
+    one, gets the records and no "I/O operation on closed file" logging errors."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _handler(log_format: str, log_file: Path | None) -> logging.Handler:
     handler: logging.Handler
     if log_file is not None:
@@ -128,7 +145,7 @@ def _handler(log_format: str, log_file: Path | None) -> logging.Handler:
         handler.setFormatter(logging.Formatter("%(message)s"))
         return handler
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
     if log_format == "json":
         handler.setFormatter(JsonLogFormatter())
     else:

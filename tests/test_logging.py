@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,3 +116,21 @@ def test_a_log_file_that_cannot_be_opened_is_one_line(
 def test_a_bad_log_format_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "info", "--log-format", "xml"]) == 2
     assert "Invalid value for '--log-format'" in capsys.readouterr().err
+
+
+def test_text_logs_follow_a_swapped_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import logging
+
+    from reelset.console import setup_logging
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    setup_logging(0)
+    logging.getLogger("reelset.test").info("one")
+    first.close()  # e.g. a test runner's capture of the previous test
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("reelset.test").info("two")
+    lines = second.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("reelset.test: two"), lines
