@@ -22,7 +22,10 @@ separate from the API's so posters never starve metadata requests):
 5. records the ``posters`` row (batched), and ``fetch_failures`` for failed downloads.
 
 A file is always complete on disk before a row points at it, so a killed run leaves at
-most an unreferenced file (``verify`` calls it an orphan) or a temporary file.
+most an unreferenced file (``verify`` calls it an orphan) or a temporary file. In a local
+folder each file is fsynced before its rename; the folders that gained files are fsynced
+once per batch of rows, just before the batch is written (not once per file), so a row
+never points at a file a crash could take away.
 
 Called on its own (``reelset posters``, or from Python) it is one recorded run under the
 ``posters`` lock (:mod:`reelset.runs`); a scrape and ``verify --repair`` run it inside
@@ -42,7 +45,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -232,13 +235,18 @@ class _Downloader:
         image_base_url: str | None,
         stop: threading.Event,
         verify_processes: int = 0,
+        defer_folder_syncs: bool = False,
     ) -> None:
+        """With ``defer_folder_syncs``, the recorder of the outcomes must call
+        ``self.files.sync()`` before it writes rows (see :class:`_Recorder`)."""
         cfg = settings.posters
         self.store = store
         self.settings = settings
         self.cfg = cfg
         self.size = check_poster_size(settings.tmdb.poster_size)
         self.files = PosterStore.for_settings(settings)
+        if defer_folder_syncs:
+            self.files.defer_folder_syncs()
         self.policy = FetchPolicy(
             timeout_s=cfg.timeout_s,
             max_bytes=cfg.max_bytes,
@@ -261,8 +269,11 @@ class _Downloader:
             raise ReelsetError(
                 f"cannot use the posters folder {self.files.location}: {exc.strerror or exc}"
             ) from None
-        warm_up_verification()
         self.verifier = VerifierPool(verify_processes) if verify_processes > 0 else None
+        if self.verifier is None or cfg.resize_max_side:
+            # Pillow (and scipy, for the hash) are then used in these threads; with
+            # verifier processes only, importing scipy here would be half a second lost.
+            warm_up_verification()
 
     # -- main thread ---------------------------------------------------------------------
 
@@ -479,12 +490,16 @@ class _Recorder:
         run: Run,
         own_run: bool,
         lifecycle: FailureSettings | None = None,
+        before_write: Callable[[], None] | None = None,
     ) -> None:
+        """``before_write`` runs before each batch of rows is written: the deferred
+        folder fsyncs of the files they point at (:meth:`PosterStore.sync`)."""
         self.store = store
         self.summary = summary
         self.run = run
         self.own_run = own_run  # the run's counts are this summary's
         self.lifecycle = lifecycle  # when a failure is abandoned
+        self.before_write = before_write
         self._pending: list[_Outcome] = []
         self._seen: set[int] = set()
         self._last_flush = time.monotonic()
@@ -537,6 +552,13 @@ class _Recorder:
         if not rows:
             self._pending = []
             return
+        if self.before_write is not None:
+            try:
+                self.before_write()
+            except OSError as exc:
+                raise ReelsetError(
+                    f"cannot make the new poster files durable: {exc.strerror or exc}"
+                ) from None
         upsert_poster_rows(self.store, rows)
         self._pending = self._pending[len(pending) :]
         resolved = [str(r.tmdb_id) for r in rows if r.status != "failed"]
@@ -582,7 +604,10 @@ def verify_processes_for(settings: Settings, total: int) -> int:
         # from a script of the user's, whose main module workers would run again, only
         # when asked for explicitly.
         return 0
-    return max(1, min(os.cpu_count() or 1, settings.posters.max_workers))
+    # One CPU is left to this process (requests, sha256, file writes, SQLite): each
+    # verifier costs about half a second of CPU to start (Pillow, numpy, scipy), which a
+    # verifier that would only share the CPUs with this process does not earn back.
+    return max(1, min((os.cpu_count() or 1) - 1, settings.posters.max_workers))
 
 
 class _Advance(Protocol):
@@ -750,8 +775,11 @@ def _download(
         image_base_url=image_base_url,
         stop=stop,
         verify_processes=verify_processes_for(settings, total),
+        defer_folder_syncs=True,
     )
-    recorder = _Recorder(store, summary, run, own_run, settings.failures)
+    recorder = _Recorder(
+        store, summary, run, own_run, settings.failures, before_write=downloader.files.sync
+    )
     log.info(
         "posters: %d movie(s) to fetch with %d workers at most %s", total, cfg.max_workers,
         cfg.rate_limit,
@@ -776,21 +804,27 @@ def _download(
                     recorder.add(future.result())
                 except Exception:  # a worker bug must not hide the interruption
                     log.exception("poster worker failed while stopping")
-        recorder.flush()
-        pool.shutdown(wait=True, cancel_futures=True)
-        downloader.close()
+        try:
+            recorder.flush()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            downloader.close()
         summary.retries = downloader.retries
         summary.elapsed_s = time.monotonic() - started
         raise PostersInterrupted(summary) from None
     except BaseException:
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
-        recorder.flush()
-        downloader.close()
+        try:
+            recorder.flush()
+        finally:  # a flush that fails (a folder that cannot be synced) closes it all too
+            downloader.close()
         raise
     pool.shutdown(wait=True)
-    recorder.flush()
-    downloader.close()
+    try:
+        recorder.flush()
+    finally:
+        downloader.close()
     summary.retries = downloader.retries
     summary.elapsed_s = time.monotonic() - started
     if stop.is_set():  # SIGINT/SIGTERM, or the stop event of the caller's run
