@@ -584,6 +584,18 @@ class _Recorder:
                     )
 
 
+def record_finished(inflight: set[Future[_Outcome]], recorder: _Recorder) -> None:
+    """After a second Ctrl-C: cancel the downloads not started, record those that end."""
+    for future in inflight:
+        future.cancel()
+    for future in inflight:
+        if not future.cancelled():
+            try:
+                recorder.add(future.result())
+            except Exception:  # a worker bug must not hide the interruption
+                log.exception("poster worker failed while stopping")
+
+
 def rejected_recheck(settings: Settings, now: dt.datetime | None = None) -> Recheck | None:
     """Which ``rejected`` posters a run downloads again: those rejected for a reason a new
     download may fix, ``[posters] recheck_rejected_after_days`` ago or longer (``None``
@@ -796,14 +808,7 @@ def _download(
     except KeyboardInterrupt:  # a second Ctrl-C: record what has finished, then stop
         stop.set()
         summary.interrupted = True
-        for future in inflight:
-            future.cancel()
-        for future in inflight:
-            if not future.cancelled():
-                try:
-                    recorder.add(future.result())
-                except Exception:  # a worker bug must not hide the interruption
-                    log.exception("poster worker failed while stopping")
+        record_finished(inflight, recorder)
         try:
             recorder.flush()
         finally:

@@ -43,6 +43,7 @@ from reelset.posters.download import (
     _Outcome,
     _progress,
     _Recorder,
+    record_finished,
     rejected_recheck,
     verify_processes_for,
 )
@@ -263,14 +264,7 @@ def _work(
     except KeyboardInterrupt:  # a second Ctrl-C: record what has finished, then stop
         stop.set()
         summary.interrupted = True
-        for future in inflight:
-            future.cancel()
-        for future in inflight:
-            if not future.cancelled():
-                try:
-                    recorder.add(future.result())
-                except Exception:  # a worker bug must not hide the interruption
-                    log.exception("poster worker failed while stopping")
+        record_finished(inflight, recorder)
         recorder.flush()
         pool.shutdown(wait=True, cancel_futures=True)
         downloader.close()
