@@ -51,6 +51,10 @@ from reelset.storage import Store, schema
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000
+CONTENT_TABLES = (
+    "movies", "genres", "movie_genres", "posters", "imdb_titles", "imdb_title_genres",
+)
+"""The store tables whose row counts a version's manifest records."""
 
 Reader = Literal["auto", "adbc", "sqlalchemy"]
 READERS: tuple[str, ...] = ("auto", "adbc", "sqlalchemy")
@@ -505,7 +509,9 @@ def read_store(
     """
     pa.set_memory_pool(pa.system_memory_pool())
     version = store.check_version()
-    counts = store.row_counts()
+    # The data's tables only: the bookkeeping (runs, locks, failures) says nothing about
+    # the content, and differs between builds of the same content.
+    counts = {t: n for t, n in store.row_counts().items() if t in CONTENT_TABLES}
     tables = read_store_arrow(store, chunk_rows=chunk_rows, reader=reader)
     # Described, not named: a version never records a local path or a credential.
     info = {**describe_database(store.url), "schema_version": version, "row_counts": counts}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from reelset.config import settings_from_dict
-from reelset.dataset.read import read_store
+from reelset.dataset.read import CONTENT_TABLES, read_store
 from reelset.storage import Genre, Store, schema
 from tests.dataset.conftest import TMDB_GENRES, first_plan, movie, poster_row
 
@@ -43,6 +43,8 @@ def test_snapshot_and_plan_on_each_backend(store: Store, store_url: str) -> None
     assert snapshot.imdb_genres.to_pylist() == [{"imdb_id": "tt0000001", "genre": "Biography"}]
     assert snapshot.store["backend"] == store.dialect
     assert snapshot.store["row_counts"]["movies"] == 5
+    assert set(snapshot.store["row_counts"]) <= set(CONTENT_TABLES)
+    assert "scrape_runs" not in snapshot.store["row_counts"]
 
     settings = settings_from_dict(
         {"storage": {"url": store_url}, "build": {"min_genre_count": 1, "label_source": "union"}}
