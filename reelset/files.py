@@ -69,8 +69,9 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextmanager
-def _replacing(final: Path) -> Iterator[Path]:
-    """A temporary path the body fills and syncs; then renamed to ``final``, folder synced."""
+def _replacing(final: Path, *, sync_folder: bool = True) -> Iterator[Path]:
+    """A temporary path the body fills and syncs; then renamed to ``final``, folder synced
+    (unless the caller syncs the folder itself, later: ``sync_folder=False``)."""
     tmp = temp_path(final)
     try:
         yield tmp
@@ -78,7 +79,8 @@ def _replacing(final: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(final.parent)
+    if sync_folder:
+        fsync_dir(final.parent)
 
 
 @contextmanager
@@ -101,9 +103,13 @@ def install(source: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
-def write_bytes(final: Path, data: bytes) -> None:
-    """Write ``data`` to ``final`` atomically and durably."""
-    with _replacing(final) as tmp:
+def write_bytes(final: Path, data: bytes, *, sync_folder: bool = True) -> None:
+    """Write ``data`` to ``final`` atomically and durably.
+
+    ``sync_folder=False`` leaves the fsync of the folder (which makes the rename durable)
+    to the caller, who may then sync a folder once for many files.
+    """
+    with _replacing(final, sync_folder=sync_folder) as tmp:
         # 0o666 less the umask: the mode pyarrow and open() give the files they create.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:

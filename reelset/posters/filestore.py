@@ -49,7 +49,7 @@ from reelset.errors import ConfigError
 
 # The temporary files are reelset.files' own; re-exported for the posters' callers.
 from reelset.files import TEMP_PREFIX as TEMP_PREFIX
-from reelset.files import TempFile, fsync_dir, temp_file, temp_path, write_bytes
+from reelset.files import TempFile, fsync_dir, temp_file, write_bytes
 from reelset.files import temp_is_stale as temp_is_stale
 from reelset.redaction import redact, redact_url
 
@@ -282,24 +282,9 @@ class PosterFiles(PosterStore):
         fsync of the folder: here, or in :meth:`sync` after :meth:`defer_folder_syncs`)."""
         final = self.path(rel)
         self._shard_dir(rel)
+        write_bytes(final, data, sync_folder=not self._defer_syncs)
         if not self._defer_syncs:
-            write_bytes(final, data)
             return
-        tmp = temp_path(final)
-        try:
-            # 0o666 less the umask, as reelset.files.write_bytes creates files.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         with self._lock:  # after the rename: a sync that misses it precedes its row
             self._unsynced.add(final.parent.name)
 
