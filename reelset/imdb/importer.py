@@ -42,7 +42,7 @@ from reelset.imdb.tsv import (
 from reelset.runs import IMDB_LOCK, recorded_run
 from reelset.storage import Store
 from reelset.storage.imdb import (
-    ImdbTitleRow,
+    ImdbTitleBatch,
     ImdbUpsertResult,
     imdb_coverage,
     imdb_title_count,
@@ -156,19 +156,16 @@ def _nothing_in(stats: ParseStats, consequence: str, *, of: str = "") -> str:
     return f"{stats.file} has no usable {what} ({rows}, {bad}): {consequence}"
 
 
-def _titles(columns: BasicsColumns, ratings: Ratings | None) -> tuple[list[ImdbTitleRow], int]:
-    """The batch's titles with their ratings, and how many of them are rated."""
+def _titles(columns: BasicsColumns, ratings: Ratings | None) -> tuple[ImdbTitleBatch, int]:
+    """The batch's titles with their ratings (if a ratings file is read), and how many are rated."""
     numbers, ids, types, primary, original, adult, year, runtime, genres = columns
-    if ratings is not None:
-        rating, votes, rated = ratings.lookup_columns(numbers)
-    else:
-        rating, votes, rated = [None] * len(numbers), [None] * len(numbers), 0
-    # One plain tuple per title, in ImdbTitleRow's field order (which the store takes as
-    # it is): an import makes a million of them.
-    rows = zip(
-        ids, types, primary, original, adult, year, runtime, rating, votes, genres, strict=True
-    )
-    return cast(list[ImdbTitleRow], list(rows)), rated
+    if ratings is None:
+        # One plain tuple per title (an import makes a million of them), heads only.
+        heads = zip(ids, types, primary, original, adult, year, runtime, strict=True)
+        return ImdbTitleBatch(list(heads), genres), 0
+    rating, votes, rated = ratings.lookup_columns(numbers)
+    heads = zip(ids, types, primary, original, adult, year, runtime, rating, votes, strict=True)
+    return ImdbTitleBatch(list(heads), genres), rated
 
 
 def import_tsv(

@@ -11,6 +11,10 @@ before any row is decoded or split: rows of other types cost almost nothing (and
 not checked). The kept rows of a chunk are parsed a whole column at a time when they are
 all plain (the usual case), else one by one (see :func:`iter_basics_columns`).
 
+``title.ratings`` (every row kept) is parsed a chunk at a time by ``pyarrow.csv`` (about
+3x fewer CPU seconds than a row loop) when every row of the chunk is plain, and row by
+row otherwise (see :func:`read_ratings`).
+
 Kept rows with the wrong column count, a bad id, a bad or implausible
 number (see the limits below) are counted, sampled with their line numbers, and
 skipped; so are ``title.ratings`` rows with a bad id, a rating outside 0-10 or a bad
@@ -28,6 +32,7 @@ from __future__ import annotations
 import gzip
 import queue
 import re
+import sys
 import threading
 import zlib
 from array import array
@@ -641,6 +646,64 @@ def _parse_rating(line: bytes) -> tuple[int, float, int]:
     return int(digits), rating, int(votes_text)
 
 
+_RATINGS_PATTERNS = {
+    # What _parse_rating accepts, column by column (RE2 syntax, whole values).
+    "tconst": rf"^tt[0-9]{{1,{MAX_ID_DIGITS}}}$",
+    "averageRating": r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$",
+    "numVotes": rf"^[0-9]{{1,{_INT_DIGITS}}}$",
+}
+
+
+def _plain_ratings(chunk: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A chunk of ``title.ratings`` rows parsed by ``pyarrow.csv``, or ``None``.
+
+    The fast path of :func:`read_ratings`: ``None`` unless every row of the chunk is one
+    that :func:`_parse_rating` accepts, and then the same values. (The row parser then
+    reads the chunk, finding each bad row's line number.)
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    if b"\r" in chunk or chunk.startswith(_BOM):
+        return None  # to pyarrow a line end and a byte order mark, to the row parser not
+    lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+    text = pa.string()
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(chunk),
+            read_options=pacsv.ReadOptions(column_names=list(RATINGS_COLUMNS), use_threads=False),
+            parse_options=pacsv.ParseOptions(
+                delimiter="\t",
+                quote_char=False,
+                double_quote=False,
+                escape_char=False,
+                newlines_in_values=False,
+                ignore_empty_lines=False,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(RATINGS_COLUMNS, text),
+                null_values=[],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # a wrong column count, bad UTF-8
+    if table.num_rows != lines:
+        return None
+    for name, pattern in _RATINGS_PATTERNS.items():
+        column = table.column(name)
+        if column.null_count or not pc.all(pc.match_substring_regex(column, pattern)).as_py():
+            return None
+    numbers = pc.cast(pc.utf8_slice_codeunits(table.column("tconst"), 2), pa.int64())
+    ratings = pc.cast(table.column("averageRating"), pa.float64()).to_numpy()
+    votes = pc.cast(table.column("numVotes"), pa.int64()).to_numpy()
+    if not (ratings <= MAX_RATING).all() or not (votes <= MAX_VOTES).all():
+        return None
+    return numbers.to_numpy(), ratings, votes
+
+
 def read_ratings(
     path: Path,
     stats: ParseStats,
@@ -651,38 +714,70 @@ def read_ratings(
     """Read a whole ``title.ratings`` file into :class:`Ratings` (header checked first).
 
     Malformed rows (see :func:`_parse_rating`) are recorded in ``stats`` and left out:
-    their titles are absent from the result, like titles the file does not list.
+    their titles are absent from the result, like titles the file does not list. Chunks
+    whose rows are all plain are parsed by ``pyarrow.csv`` (see :func:`_plain_ratings`),
+    the others row by row.
     """
-    numbers, ratings, votes = array("q"), array("d"), array("q")
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     with open_dataset(path) as (stream, raw):
         read_header(stream, path, RATINGS_COLUMNS)
         line_number = 1
         position = raw.tell()
         for chunk in iter_chunks(stream, path, chunk_bytes):
-            lines = chunk.split(b"\n")
-            if lines and lines[-1] == b"":
-                lines.pop()
-            for line in lines:
-                line_number += 1
-                stats.rows += 1
-                try:
-                    number, rating, vote = _parse_rating(line)
-                except MalformedRow as exc:
-                    stats.bad(line_number, str(exc))
-                    continue
-                numbers.append(number)
-                ratings.append(rating)
-                votes.append(vote)
+            plain = _plain_ratings(chunk)
+            if plain is not None:
+                parts.append(plain)
+                stats.rows += len(plain[0])
+                line_number += len(plain[0])
+            else:
+                line_number = _parse_ratings_chunk(chunk, line_number, stats, parts)
             if on_bytes is not None:
                 now = raw.tell()
                 on_bytes(now - position)
                 position = now
+    if "pyarrow" in sys.modules:  # give back what pyarrow's allocator keeps for reuse
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
+    if not parts:
+        parts.append(_ratings_arrays(array("q"), array("d"), array("q")))
+    numbers, ratings, votes = (np.concatenate(column) for column in zip(*parts, strict=True))
     stats.kept = len(numbers)
-    return Ratings(
+    return Ratings(numbers, ratings, votes)
+
+
+def _ratings_arrays(
+    numbers: array[int], ratings: array[float], votes: array[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
         np.frombuffer(numbers, dtype=np.int64),
         np.frombuffer(ratings, dtype=np.float64),
         np.frombuffer(votes, dtype=np.int64),
     )
+
+
+def _parse_ratings_chunk(
+    chunk: bytes,
+    line_number: int,
+    stats: ParseStats,
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> int:
+    """Parse a chunk's rows one by one into ``parts``; returns the last line's number."""
+    numbers, ratings, votes = array("q"), array("d"), array("q")
+    lines = chunk.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for line in lines:
+        line_number += 1
+        stats.rows += 1
+        try:
+            number, rating, vote = _parse_rating(line)
+        except MalformedRow as exc:
+            stats.bad(line_number, str(exc))
+            continue
+        numbers.append(number)
+        ratings.append(rating)
+        votes.append(vote)
+    parts.append(_ratings_arrays(numbers, ratings, votes))
+    return line_number
 
 
 def verify_dataset_file(path: Path, expected: tuple[str, ...] | None) -> int:

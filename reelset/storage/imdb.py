@@ -4,6 +4,9 @@
 and genre set are unchanged is not written at all, so re-importing the same dump leaves
 every row (``imported_at`` included) as it was.
 
+On SQLite a batch's stored titles are read with one query through the driver's cursor,
+each title's genres as one JSON array, and new rows are written with multi-row inserts.
+
 A title handed over without a rating (``average_rating`` and ``num_votes`` both
 ``None``) keeps the rating it has stored: IMDb's ratings file lists only rated titles, so
 a title missing from it (a malformed row, a partial or header-only file) says nothing
@@ -17,8 +20,9 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain
-from typing import Any, NamedTuple
+from itertools import chain, repeat
+from operator import itemgetter
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, delete, func, select
 
@@ -139,6 +143,36 @@ def _stored(
     return stored, stored_genres
 
 
+def _stored_sqlite(
+    driver: sqlite3.Connection, ids: list[str], fields: Sequence[str]
+) -> dict[str, tuple[Any, ...]]:
+    """SQLite: of those of ``ids`` present, the stored values and genres as a JSON array.
+
+    Each value is ``(*values in fields order, genres)``. One query through the driver's
+    own cursor: a re-import reads a row per title, which SQLAlchemy's result rows would
+    make several times as costly.
+    """
+    # The genres of a title as one JSON text: equal texts are equal lists (the caller
+    # compares a set only when the texts differ, so the order SQLite gives does not matter).
+    sql = (
+        f"SELECT t.imdb_id, {', '.join('t.' + f for f in fields)}, "
+        "(SELECT json_group_array(g.genre) FROM imdb_title_genres g "
+        "WHERE g.imdb_id = t.imdb_id) "
+        "FROM imdb_titles t WHERE t.imdb_id IN (SELECT value FROM json_each(?))"
+    )
+    stored: dict[str, tuple[Any, ...]] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = json.dumps(ids[start : start + _IN_CHUNK])
+        # Booleans come back as 0/1 from SQLite: equal to False/True, so compares hold.
+        stored.update({rec[0]: rec[1:] for rec in driver.execute(sql, (chunk,)).fetchall()})
+    return stored
+
+
+def _json_list(values: list[str]) -> str:
+    """``values`` as SQLite's ``json_group_array`` writes them (no spaces, UTF-8 as it is)."""
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+
+
 def _row_of(title: ImdbTitle | ImdbTitleRow) -> ImdbTitleRow:
     if isinstance(title, tuple):
         return title
@@ -150,41 +184,72 @@ _ROWS_STEP = 256
 
 
 def _insert_many_sqlite(
-    conn: Connection, table: str, names: Sequence[str], rows: Sequence[Sequence[Any]], stamp: Any
+    driver: sqlite3.Connection, table: str, names: Sequence[str], flat: list[Any], stamp: Any
 ) -> None:
-    """Insert new ``rows`` (values of ``names``) and ``imported_at = stamp`` (unless ``None``).
+    """Insert new rows (``flat``: their values of ``names``, row after row) into ``table``.
 
-    Many rows per ``INSERT ... VALUES (...), (...)``, not an ``executemany``: that releases
-    and retakes the GIL for every row, so while another thread parses, it waits up to a
-    switch interval (5 ms) per row and writing no longer overlaps parsing; here the GIL
-    is released once per statement. The driver keeps its compiled statements (megabytes
-    each at this size), so the sizes are few: the rows are split into equal groups of as
-    many as SQLite takes parameters, rounded up to a multiple of ``_ROWS_STEP`` by
-    repeating the last row, which ``ON CONFLICT DO NOTHING`` then skips.
+    Each row also gets ``imported_at = stamp`` (unless ``None``). Many rows per ``INSERT
+    ... VALUES (...), (...)``, not an ``executemany``: that releases and retakes the GIL
+    for every row, so while another thread parses, it waits up to a switch interval
+    (5 ms) per row and writing no longer overlaps parsing; here the GIL is released once
+    per statement. The driver keeps its compiled statements (megabytes each at this
+    size), so the sizes are few: the rows are split into equal groups of as many as
+    SQLite takes parameters, rounded up to a multiple of ``_ROWS_STEP`` by repeating the
+    last row, which ``ON CONFLICT DO NOTHING`` then skips.
     """
-    if not rows:
-        return
-    driver = conn.connection.driver_connection
-    assert driver is not None
     width = len(names)
+    count = len(flat) // width
+    if not count:
+        return
     most = max(1, (driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1) // width)
-    groups = -(-len(rows) // most)
-    per_group = -(-len(rows) // groups)  # ceiling divisions
+    groups = -(-count // most)
+    per_group = -(-count // groups)  # ceiling divisions
     size = min(most, -(-per_group // _ROWS_STEP) * _ROWS_STEP)
     head = "?1, " if stamp is not None else ""  # the stamp: parameter 1 in every row
     values = ", ".join(["(" + head + ", ".join("?" * width) + ")"] * size)
     columns = ("imported_at, " if stamp is not None else "") + ", ".join(names)
     sql = f"INSERT INTO {table} ({columns}) VALUES {values} ON CONFLICT DO NOTHING"
-    first = (stamp,) if stamp is not None else ()
-    for start in range(0, len(rows), size):
-        group = list(rows[start : start + size])
-        group += [group[-1]] * (size - len(group))
-        conn.exec_driver_sql(sql, (*first, *chain.from_iterable(group)))
+    first = [stamp] if stamp is not None else []
+    step = size * width
+    for start in range(0, len(flat), step):
+        group = first + flat[start : start + step]
+        missing = step - (len(group) - len(first))
+        if missing:
+            group += group[-width:] * (missing // width)
+        driver.execute(sql, group)
+
+
+@dataclass(frozen=True, slots=True)
+class ImdbTitleBatch:
+    """A batch of titles column-split as a bulk import makes them (see ``upsert_imdb_titles``).
+
+    ``heads[i]`` is title i's ``imdb_id`` and the fields of :class:`ImdbTitleRow` up to
+    ``runtime_minutes``, followed by ``average_rating`` and ``num_votes`` when written
+    ``with_ratings``; ``genres[i]`` its genre names.
+    """
+
+    heads: list[tuple[Any, ...]]
+    genres: list[tuple[str, ...]]
+
+
+def _deduplicated(batch: ImdbTitleBatch) -> ImdbTitleBatch:
+    """The batch with the last of duplicate ids only, where the first of them stood."""
+    heads, genres = batch.heads, batch.genres
+    last = dict(zip(map(itemgetter(0), heads), range(len(heads)), strict=True))
+    if len(last) == len(heads):
+        return batch
+    keep = list(last.values())
+    return ImdbTitleBatch([heads[i] for i in keep], [genres[i] for i in keep])
+
+
+def _batch_of(titles: Sequence[ImdbTitle] | Sequence[ImdbTitleRow], width: int) -> ImdbTitleBatch:
+    rows = list(map(_row_of, titles))
+    return ImdbTitleBatch([row[:width] for row in rows], [row[-1] for row in rows])
 
 
 def upsert_imdb_titles(
     store: Store,
-    titles: Sequence[ImdbTitle] | Sequence[ImdbTitleRow],
+    titles: Sequence[ImdbTitle] | Sequence[ImdbTitleRow] | ImdbTitleBatch,
     *,
     with_ratings: bool = True,
     now: dt.datetime | None = None,
@@ -199,69 +264,100 @@ def upsert_imdb_titles(
     ``with_ratings=False`` (no ratings file given) the stored ``average_rating``/
     ``num_votes`` are neither compared nor changed, and new titles get none. The last of
     duplicate ids wins. Titles may be given as :class:`ImdbTitle` or :class:`ImdbTitleRow`
-    (or plain tuples in :class:`ImdbTitleRow`'s field order). ``all_new``: the caller knows
-    that no title of the batch is stored (a first import), so the store is not asked.
+    (or plain tuples in :class:`ImdbTitleRow`'s field order), or as an
+    :class:`ImdbTitleBatch` (heads as wide as ``with_ratings`` says). ``all_new``: the
+    caller knows that no title of the batch is stored (a first import), so the store is
+    not asked.
     """
-    latest: dict[str, ImdbTitleRow] = {row[0]: row for row in map(_row_of, titles)}
-    if not latest:
-        return ImdbUpsertResult()
-    now = now or schema.utcnow()
     fields = _TITLE_FIELDS + _RATING_FIELDS if with_ratings else _TITLE_FIELDS
     width = 1 + len(fields)  # imdb_id and the compared fields: the head of a row
+    if isinstance(titles, ImdbTitleBatch):
+        if titles.heads and len(titles.heads[0]) != width:
+            raise ValueError(f"an ImdbTitleBatch with_ratings={with_ratings} has {width} heads")
+        batch = _deduplicated(titles)
+    else:
+        batch = _deduplicated(_batch_of(titles, width))
+    heads, genres = batch.heads, batch.genres
+    if not heads:
+        return ImdbUpsertResult()
+    now = now or schema.utcnow()
     t, g = schema.imdb_titles, schema.imdb_title_genres
     columns = ("imdb_id", *fields)
     stamp = {"imported_at": now}
+    # Each distinct genre list is deduplicated and sorted once.
+    names = {names: sorted(set(names)) for names in set(genres)}
+    sqlite = store.dialect == "sqlite"
     with store.write(bulk=True) as conn:
-        stored, stored_genres = ({}, {}) if all_new else _stored(conn, list(latest), fields)
-        new: list[ImdbTitleRow] = []
-        changed: list[ImdbTitleRow] = []
+        driver = cast(sqlite3.Connection, conn.connection.driver_connection) if sqlite else None
+        new: list[int] = []  # positions in the batch
+        changed: list[int] = []
         changed_rows: list[tuple[Any, ...]] = []
-        if not stored:
-            new = list(latest.values())  # a first import: every title is new
+        if all_new:
+            new = list(range(len(heads)))  # a first import: every title is new
         else:
             rated_at = len(_TITLE_FIELDS)  # the rating fields come last
-            for imdb_id, row in latest.items():
-                old = stored.get(imdb_id)
+            ids = list(map(itemgetter(0), heads))
+            stored_sets: dict[str, set[str]] = {}
+            if driver is not None:
+                stored = _stored_sqlite(driver, ids, fields)
+                as_json = {key: _json_list(value) for key, value in names.items()}
+            else:
+                stored, stored_sets = _stored(conn, ids, fields)
+            for i, head in enumerate(heads):
+                old = stored.get(head[0])
                 if old is None:
-                    new.append(row)
+                    new.append(i)
                     continue
-                values = row[1:width]
+                values = head[1:]
                 if (
                     with_ratings
-                    and row[_RATING_AT] is None
-                    and row[_RATING_AT + 1] is None
-                    and (old[-2] is not None or old[-1] is not None)
+                    and head[_RATING_AT] is None
+                    and head[_RATING_AT + 1] is None
+                    and (old[rated_at] is not None or old[rated_at + 1] is not None)
                 ):
-                    values = values[:rated_at] + old[rated_at:]  # not rated here: keep stored
-                if old == values and stored_genres.get(imdb_id, set()) == set(row[-1]):
-                    continue
-                changed.append(row)
-                changed_rows.append((imdb_id, *values))
+                    values = values[:rated_at] + old[rated_at : rated_at + 2]  # keep stored
+                if driver is not None:
+                    same = old[:-1] == values and (
+                        old[-1] == as_json[genres[i]] or set(json.loads(old[-1])) == set(genres[i])
+                    )
+                else:
+                    same = old == values and stored_sets.get(head[0], set()) == set(genres[i])
+                if not same:
+                    changed.append(i)
+                    changed_rows.append((head[0], *values))
 
-        new_rows = [row[:width] for row in new]
-        if store.dialect == "sqlite":
+        if driver is not None:
             time_of = t.c.imported_at.type.bind_processor(conn.dialect)
             at = time_of(now) if time_of else now
-            _insert_many_sqlite(conn, "imdb_titles", columns, new_rows, at)
+            new_heads = heads if len(new) == len(heads) else [heads[i] for i in new]
+            flat = list(chain.from_iterable(new_heads))
+            _insert_many_sqlite(driver, "imdb_titles", columns, flat, at)
         else:
+            new_rows = [heads[i] for i in new]
             store.bulk_insert(conn, t, new_rows, columns=columns, constants=stamp)
         store.bulk_update(conn, t, changed_rows, key=("imdb_id",), columns=columns, constants=stamp)
         changed_ids = [row[0] for row in changed_rows]
-        changed = new + changed  # the titles whose genres are written
         for start in range(0, len(changed_ids), _IN_CHUNK):
             conn.execute(delete(g).where(g.c.imdb_id.in_(changed_ids[start : start + _IN_CHUNK])))
-        # Each distinct genre list is deduplicated and sorted once.
-        names = {genres: sorted(set(genres)) for genres in {row[-1] for row in changed}}
-        pairs = [(row[0], genre) for row in changed for genre in names[row[-1]]]
-        if store.dialect == "sqlite":
-            _insert_many_sqlite(conn, "imdb_title_genres", ("imdb_id", "genre"), pairs, None)
+        # The titles whose genres are written: the new ones, then the changed ones.
+        written = new + changed
+        if len(written) == len(heads):
+            ids_of, lists = list(map(itemgetter(0), heads)), list(map(names.__getitem__, genres))
         else:
-            store.bulk_insert(conn, g, pairs)
+            ids_of = [heads[i][0] for i in written]
+            lists = [names[genres[i]] for i in written]
+        # Each title's id once per genre, beside its genres: (id, genre) pairs, flat.
+        repeated = chain.from_iterable(map(repeat, ids_of, map(len, lists)))
+        pairs = list(chain.from_iterable(zip(repeated, chain.from_iterable(lists), strict=True)))
+        if driver is not None:
+            _insert_many_sqlite(driver, "imdb_title_genres", ("imdb_id", "genre"), pairs, None)
+        else:
+            store.bulk_insert(conn, g, list(zip(pairs[::2], pairs[1::2], strict=True)))
     return ImdbUpsertResult(
         new=len(new),
         updated=len(changed_rows),
-        unchanged=len(latest) - len(new) - len(changed_rows),
-        genre_rows=len(pairs),
+        unchanged=len(heads) - len(new) - len(changed_rows),
+        genre_rows=len(pairs) // 2,
     )
 
 

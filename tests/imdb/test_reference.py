@@ -83,14 +83,16 @@ def ratings_file(path: Path) -> None:
     path.write_bytes(gzip.compress(("\n".join(rows) + "\n").encode()))
 
 
-def reference_import(store: Store, data: bytes, ratings: Path) -> tuple[int, list[str]]:
+def reference_import(
+    store: Store, data: bytes, ratings: Path, types: list[str] = TYPES
+) -> tuple[int, list[str]]:
     """Parse and store the wanted rows one by one; returns (malformed, sample lines)."""
     table = read_ratings(ratings, ParseStats(ratings.name))
     titles: list[ImdbTitle] = []
     malformed, lines = 0, []
     for number, line in enumerate(data.split(b"\n")[1:], start=2):
         fields = line.split(b"\t")
-        if len(fields) < 3 or fields[1].decode("utf-8", "replace") not in TYPES:
+        if len(fields) < 3 or fields[1].decode("utf-8", "replace") not in types:
             continue
         try:
             row = parse_basics_line(line)
