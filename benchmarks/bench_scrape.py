@@ -36,8 +36,17 @@ server's limit (target >= 0.8), the request rate (every request sent, what the c
 paced) / the limit, the 429s of each kind, and that nothing was lost (every movie
 stored, no failure).
 
+The child keeps its compiled bytecode in a temporary ``PYTHONPYCACHEPREFIX`` (warmed by
+one small scrape first), as an installed reelset has its ``.pyc`` files; in an environment
+with ``PYTHONDONTWRITEBYTECODE=1`` and an editable install, every start would otherwise
+compile reelset's modules again (about 0.15 s of CPU). ``--no-bytecode-cache`` measures
+that way. Per run it also prints the start-up (process start to the first API request),
+the paced phase (first to last API request), the tail (last API request to exit) and the
+child's CPU time.
+
 Usage: ``.venv/bin/python benchmarks/bench_scrape.py [--movies 2000] [--baseline 100]
-[--process-runs 3] [--storm-movies 600] [--storm-runs 3] [--only rate|process|storm]``
+[--process-runs 3] [--storm-movies 600] [--storm-runs 3] [--only rate|process|storm]
+[--no-bytecode-cache]``
 """
 
 from __future__ import annotations
@@ -137,7 +146,18 @@ def run_reelset(info: dict[str, str], work: Path) -> dict[str, float]:
     }
 
 
-def run_process(movies: int) -> dict[str, float]:
+def child_env(pycache: Path | None) -> dict[str, str]:
+    """The environment of a ``reelset`` child: with ``pycache``, Python keeps compiled
+    bytecode there (``PYTHONPYCACHEPREFIX``) even when ``PYTHONDONTWRITEBYTECODE`` is
+    set, as an installed reelset has it; without, as this environment says."""
+    env = dict(os.environ)
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
+def run_process(movies: int, pycache: Path | None = None) -> dict[str, float]:
     """One ``reelset scrape`` in its own process (see the module docstring)."""
     from reelset.sandbox import Catalog, Sandbox
 
@@ -147,6 +167,18 @@ def run_process(movies: int) -> dict[str, float]:
     with Sandbox(
         catalog=Catalog.synthetic(movies, 0), rate=RATE, latency_ms=LATENCY_MS
     ) as sandbox, tempfile.TemporaryDirectory(prefix="reelset-bench-process-") as tmp:
+        # When each API request arrived (the sandbox's counters have no times): for the
+        # phases printed, start-up, paced and tail.
+        arrivals: list[float] = []
+        counters_ = sandbox._counters
+        count_request = counters_.request
+
+        def timed(endpoint: str) -> None:
+            if endpoint.startswith("/3/"):
+                arrivals.append(time.perf_counter())
+            count_request(endpoint)
+
+        counters_.request = timed  # type: ignore[method-assign]
         work = Path(tmp)
         config = work / "config.toml"
         config.write_text(
@@ -156,7 +188,8 @@ def run_process(movies: int) -> dict[str, float]:
             f'rate_limit = "{RATE}"\nmax_workers = 8\n'
             "[posters]\nenabled = false\n"
         )
-        env = {**os.environ, "TMDB_API_KEY": sandbox.api_key}
+        env = {**child_env(pycache), "TMDB_API_KEY": sandbox.api_key}
+        cpu_before = os.times()
         started = time.perf_counter()
         proc = subprocess.Popen(
             [*command, "--config", str(config), "-q", "scrape", "--strategy", "export",
@@ -164,7 +197,9 @@ def run_process(movies: int) -> dict[str, float]:
             cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         out, err = proc.communicate()
-        seconds = time.perf_counter() - started
+        ended = time.perf_counter()
+        seconds = ended - started
+        cpu_after = os.times()
         counters = sandbox.counters
         catalog = sandbox.catalog
         listed = sum(1 for i in catalog.ids() if not (catalog.record(i) or {}).get("adult"))
@@ -174,6 +209,9 @@ def run_process(movies: int) -> dict[str, float]:
     api = sum(n for endpoint, n in counters.requests_by_endpoint.items()
               if endpoint.startswith("/3/"))
     stored = summary["movies"]["fetched"] + summary["movies"]["gone"]
+    cpu = (cpu_after.children_user - cpu_before.children_user) + (
+        cpu_after.children_system - cpu_before.children_system
+    )
     return {
         "ratio": api / seconds / float(RATE.split("/")[0]),
         "seconds": seconds,
@@ -182,7 +220,16 @@ def run_process(movies: int) -> dict[str, float]:
         "lost": float(listed - stored),
         "status_ok": float(summary["status"] == "succeeded"),
         "load": load,
+        "cpu": cpu,
+        "first_request": arrivals[0] - started if arrivals else seconds,
+        "paced": arrivals[-1] - arrivals[0] if arrivals else 0.0,
+        "tail": ended - arrivals[-1] if arrivals else 0.0,
     }
+
+
+def warm_bytecode_cache(pycache: Path) -> None:
+    """One small scrape, not measured: compiles what a scrape imports into ``pycache``."""
+    run_process(20, pycache)
 
 
 def report_process(runs: list[dict[str, float]]) -> bool:
@@ -192,13 +239,22 @@ def report_process(runs: list[dict[str, float]]) -> bool:
         print(
             f"  run {number}: {run['requests']:.0f} API requests in {run['seconds']:.2f} s = "
             f"{run['ratio']:.3f} of the limit, {run['throttled']:.0f} × 429, lost "
-            f"{run['lost']:.0f} (load average before: {run['load']:.2f})"
+            f"{run['lost']:.0f}; first API request at {run['first_request']:.2f} s, paced "
+            f"{run['paced']:.2f} s, last request to exit {run['tail']:.2f} s; "
+            f"{run['cpu']:.2f} s CPU (load average before: {run['load']:.2f})"
         )
     ratios = [run["ratio"] for run in runs]
     print(
         f"  whole process rate / limit: median {statistics.median(ratios):.3f}, range "
         f"{min(ratios):.3f}-{max(ratios):.3f}   (target >= {PROCESS_TARGET})"
     )
+    for key, what in (("first_request", "start to first API request"),
+                      ("tail", "last API request to exit"), ("cpu", "CPU time")):
+        values = [run[key] for run in runs]
+        print(
+            f"  {what}: median {statistics.median(values):.2f} s, range "
+            f"{min(values):.2f}-{max(values):.2f} s"
+        )
     return (
         statistics.median(ratios) >= PROCESS_TARGET
         and all(run["throttled"] == 0 and run["lost"] == 0 for run in runs)
@@ -319,12 +375,28 @@ def main() -> int:
     parser.add_argument(
         "--only", choices=("rate", "process", "storm"), help="run one case only"
     )
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="whole process: leave PYTHONDONTWRITEBYTECODE as it is (reelset's modules "
+        "are then compiled at every start, unlike in an installed reelset)",
+    )
     args = parser.parse_args()
     ok = True
     if args.only in (None, "rate"):
         ok = rate_case(args.movies, args.baseline) and ok
     if args.only in (None, "process"):
-        runs = [run_process(args.movies) for _ in range(args.process_runs)]
+        with tempfile.TemporaryDirectory(prefix="reelset-bench-pycache-") as cache:
+            pycache = None if args.no_bytecode_cache else Path(cache)
+            if pycache is not None:
+                warm_bytecode_cache(pycache)
+                print("bytecode: cached (PYTHONPYCACHEPREFIX, warmed by one small scrape)")
+            else:
+                print(
+                    "bytecode: as the environment says "
+                    f"(PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r})"
+                )
+            runs = [run_process(args.movies, pycache) for _ in range(args.process_runs)]
         ok = report_process(runs) and ok
     if args.only in (None, "storm"):
         runs = [run_storm(args.storm_movies, seed) for seed in range(1, args.storm_runs + 1)]

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 import click
 import pytest
@@ -20,6 +21,9 @@ from reelset.cli import COMMANDS, LazyGroup, cli, main
 from reelset.commands import ledger, scrape
 from reelset.storage import bookkeeping
 from reelset.tmdb import discovery
+from tests.cli_env import Env
+
+MakeEnv = Callable[..., Env]
 
 HEAVY = (
     "sqlalchemy",
@@ -66,6 +70,23 @@ def test_help_and_version_import_nothing_heavy(args: list[str]) -> None:
     commands = {m for m in modules if m.startswith("reelset.commands.")}
     assert commands == {"reelset.commands.app"}  # the App class; no command module
     assert "reelset.config" not in modules
+
+
+SCRAPE_NEEDS_NOT = ("numpy", "pandas", "pyarrow", "sklearn", "matplotlib", "PIL", "rich")
+"""Libraries that a scrape of a small export without posters must not import (numpy
+sorts only exports of :data:`reelset.tmdb.discovery.NUMPY_FROM_IDS` ids or more)."""
+
+
+def test_a_scrape_of_a_small_export_imports_nothing_it_does_not_use(make_env: MakeEnv) -> None:
+    env = make_env()
+    result = _run_in_fresh_interpreter(
+        ["--config", str(env.config), "-q", "scrape", "--no-posters", "--json"]
+    )
+    assert result["rc"] == 0
+    assert json.loads(str(result["out"]))["status"] == "succeeded"
+    modules = {str(name) for name in result["modules"]}  # type: ignore[attr-defined]
+    loaded = sorted(name for name in SCRAPE_NEEDS_NOT if name in modules)
+    assert not loaded, f"reelset scrape imported {', '.join(loaded)}"
 
 
 def test_a_command_imports_only_its_own_module() -> None:

@@ -7,21 +7,24 @@ time per store, a ``scrape_runs`` row (``running`` -> ``succeeded`` / ``partial`
 
 The work, in order:
 
-1. TMDB's genre list is stored (ids it lacks are named from ``[genres.patch]`` or stored
-   as ``Unknown (<id>)`` when a movie carries them). With ``export``, the export file is
+1. TMDB's genre list is asked for along with the first movies and stored before the
+   first of them is written (ids it lacks are named from ``[genres.patch]`` or stored as
+   ``Unknown (<id>)`` when a movie carries them); when it fails, the workers stop and the
+   run fails with its error, nothing written. With ``export``, the export file is
    already being read in the background: :func:`run_scrape` starts reading it before it
-   opens the store, so the download overlaps the store's start-up and the genre list.
+   opens the store, so the download overlaps the store's start-up.
 2. Open ``fetch_failures`` of earlier runs are retried first and resolved when they
    succeed (with ``--retry-failures`` that is all a run does). A failure that has failed
    ``[failures] max_attempts`` times over ``min_age_days`` is abandoned: no later run
    retries it, and discovery leaves its movie out, unless ``--retry-abandoned``.
 3. The strategy lists candidates page by page; they are grouped into batches of
    ``storage.batch_size``, fetched by ``tmdb.max_workers`` threads (one request per
-   movie) and written batch by batch. While batch *k* is written, batch *k+1* is already
-   being fetched. After each batch is written, the strategy's cursor is saved as the
-   checkpoint; a later run with the same strategy and parameters resumes from it, and
-   since every write is idempotent, the store converges to the same contents as an
-   uninterrupted run.
+   movie) and written batch by batch, each in parts of :data:`WRITE_PART` movies as they
+   arrive (so the run's last answer is followed by a small write). While batch *k* is
+   written, batch *k+1* is already being fetched. After each batch is written, the
+   strategy's cursor is saved as the checkpoint; a later run with the same strategy and
+   parameters resumes from it, and since every write is idempotent, the store converges
+   to the same contents as an uninterrupted run.
 4. Posters (unless ``--no-posters`` or ``posters.enabled = false``), under the
    ``posters`` lock as well: when another poster download holds it, they are skipped with
    a warning (the next run downloads them). Failed posters make the run ``partial``.
@@ -40,6 +43,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +62,7 @@ from reelset.errors import (
 from reelset.redaction import redact_url
 from reelset.runs import POSTERS_LOCK, SCRAPE_LOCK, Run, recorded_run, run_lock
 from reelset.storage import Store
-from reelset.storage.records import MovieRecord
+from reelset.storage.records import Genre, MovieRecord
 from reelset.tmdb.client import TmdbClient, parse_movie
 from reelset.tmdb.discovery import (
     CHANGES_MARK,
@@ -81,6 +85,9 @@ COMMAND = "scrape"
 EXIT_OK = 0
 EXIT_FAILURES = 1
 EXIT_INTERRUPTED = 130
+
+WRITE_PART = 50
+"""Movies of a batch written together as they arrive (see ``ScrapeJob._complete``)."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +202,8 @@ class ScrapeJob:
 
     ``strategy``: the discovery strategy for ``options``, made (and started) beforehand,
     as :func:`run_scrape` does for ``export``; by default discovery makes its own.
+    ``started``: called once, when the first movies are handed to the workers (the
+    start-up is over; see :func:`run_scrape`), or before the posters when none were.
     """
 
     def __init__(
@@ -206,6 +215,7 @@ class ScrapeJob:
         *,
         stop: threading.Event,
         strategy: Strategy | None = None,
+        started: Callable[[], None] | None = None,
     ) -> None:
         options.check()
         self.store = store
@@ -217,8 +227,10 @@ class ScrapeJob:
         self.run_id: int | None = None
         self._run: Run | None = None
         self.namer: GenreNamer | None = None
+        self._genre_list: Future[list[Genre]] = Future()
         self.strategy: Strategy | None = None
         self._prepared_strategy = strategy
+        self._started_hook = started
         self._auth_error: AuthError | None = None
         self._open_movie_keys: set[str] = set()
         self._open_find_keys: set[str] = set()
@@ -295,22 +307,28 @@ class ScrapeJob:
         return counts
 
     def _work(self) -> None:
-        self._store_genres()
         with progress("scraping TMDB", None, unit="movies") as reporter:
             self._reporter = reporter
             with ThreadPoolExecutor(
                 max_workers=self.settings.tmdb.max_workers, thread_name_prefix="reelset-fetch"
             ) as pool:
                 self._pool = pool
+                # The genre list is asked for along with the first movies, not before
+                # them (one round trip less before the paced phase); it is stored before
+                # the first movie is written, and its failure stops the run as before.
+                self._genre_list = pool.submit(self.client.genres)
+                self._genre_list.add_done_callback(self._genre_list_done)
                 try:
                     self._retry_open_failures()
                     if not self.options.retry_failures and not self._should_stop():
                         self._discover()
+                    self._store_genres()
                 except BaseException:
                     # Queued fetches must not run on: the pool waits for them on exit.
                     self.stop.set()
                     raise
         self._scrape_elapsed = time.monotonic() - self._started
+        self._call_started()  # no movie was fetched: start-up ends here, before posters
         if not self._should_stop() and self._wants_posters():
             self._download_posters()
 
@@ -319,8 +337,21 @@ class ScrapeJob:
 
     # -- genres ------------------------------------------------------------------------
 
+    def _genre_list_done(self, future: Future[list[Genre]]) -> None:
+        """Stop the workers when the genre list failed: the run fails with its error."""
+        error = future.exception()
+        if error is None or isinstance(error, Cancelled):
+            return
+        if isinstance(error, AuthError):
+            self._auth_failed(error)
+        else:
+            self.stop.set()
+
     def _store_genres(self) -> None:
-        listed = self.client.genres()
+        """Store TMDB's genre list (once; it raises what fetching the list raised)."""
+        if self.namer is not None:
+            return
+        listed = self._genre_list.result()
         self.namer = GenreNamer(listed, self.settings.genres.patch)
         self.store.movies.upsert_genres(self.namer.initial())
         self.namer.mark_stored(g.genre_id for g in listed)
@@ -492,9 +523,16 @@ class ScrapeJob:
         if skipped:
             self._reporter.advance(skipped)
         futures = [self._pool.submit(self._fetch, c) for c in candidates]
+        if futures:
+            self._call_started()
         for future in futures:
             future.add_done_callback(self._advance)
         return _Batch(candidates, futures, checkpoint, skipped)
+
+    def _call_started(self) -> None:
+        if self._started_hook is not None:
+            hook, self._started_hook = self._started_hook, None
+            hook()
 
     def _advance(self, _future: Future[_Outcome]) -> None:
         self._reporter.advance(1)
@@ -546,7 +584,26 @@ class ScrapeJob:
         self.stop.set()
 
     def _complete(self, batch: _Batch, checkpoint_key: str | None) -> None:
-        outcomes = [f.result() for f in batch.futures]
+        futures = batch.futures
+        # A batch is written in parts as its movies arrive, so the run's last answer is
+        # followed by one small write, not a whole batch's. A batch with IMDb ids is
+        # written whole: two of its ids can name one movie, and a write keeps the last.
+        part = WRITE_PART if all(c.tmdb_id is not None for c in batch.candidates) else 0
+        part = part or max(len(futures), 1)
+        cancelled = False
+        for start in range(0, len(futures), part):
+            outcomes = [f.result() for f in futures[start : start + part]]
+            cancelled = self._write(outcomes) or cancelled
+        self.counts.skipped += batch.skipped
+        if checkpoint_key is not None and batch.checkpoint is not None and not cancelled:
+            # Everything of this batch (and of the ones before) is written.
+            self.store.checkpoints.set(checkpoint_key, batch.checkpoint, run_id=self.run_id)
+        if self._run is not None:
+            self._run.counts = self._counts()  # saved by the run's heartbeat
+
+    def _write(self, outcomes: list[_Outcome]) -> bool:
+        """Write what fetching some movies gave; whether any fetch was cancelled."""
+        self._store_genres()  # first: when the genre list failed, nothing is written
         records = [r for o in outcomes for r in o.records]
         gone = [i for o in outcomes for i in o.gone]
         failures = [f for o in outcomes for f in o.failures]
@@ -600,12 +657,9 @@ class ScrapeJob:
         self._open_movie_keys -= done_movies
         self._open_find_keys -= done_finds
         self.counts.failures_resolved += resolved
-        self.counts.skipped += batch.skipped
-        if checkpoint_key is not None and batch.checkpoint is not None and not cancelled:
-            # Everything of this batch (and of the ones before) is written.
-            self.store.checkpoints.set(checkpoint_key, batch.checkpoint, run_id=self.run_id)
         if self._run is not None:
             self._run.counts = self._counts()  # saved by the run's heartbeat
+        return cancelled
 
     # -- posters -----------------------------------------------------------------------
 
@@ -683,8 +737,14 @@ def run_scrape(
     store: Store | None = None,
     client: TmdbClient | None = None,
     stop: threading.Event | None = None,
+    started: Callable[[], None] | None = None,
 ) -> ScrapeResult:
     """Run one scrape against the configured store and TMDB (see the module docstring).
+
+    ``started`` is called once, in this thread, right after the first movies were handed
+    to the workers: the start-up (imports, store, lock, the first page of discovery) is
+    over (when no movie is fetched: before the posters). ``reelset scrape`` turns the
+    garbage collector back on there.
 
     Raises :class:`~reelset.errors.LockedError` (another run holds the lock, exit 3),
     :class:`~reelset.errors.AuthError` (exit 4), ConfigError/UsageError (exit 2).
@@ -706,7 +766,10 @@ def run_scrape(
             export.start_reading()
         the_store = store or Store.open(settings)
         try:
-            job = ScrapeJob(the_store, settings, options, the_client, stop=stop, strategy=export)
+            job = ScrapeJob(
+                the_store, settings, options, the_client, stop=stop, strategy=export,
+                started=started,
+            )
             return job.run()
         finally:
             if own_store:

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from reelset.config import Credentials, settings_from_dict
 from reelset.errors import UsageError
 from reelset.sandbox import Catalog, Sandbox
+from reelset.tmdb import discovery
 from reelset.tmdb.client import TmdbClient
 from reelset.tmdb.discovery import (
     DiscoveryOptions,
@@ -21,6 +22,7 @@ from reelset.tmdb.discovery import (
     Strategy,
     make_strategy,
     read_ids_file,
+    sorted_unique,
 )
 from reelset.transport.errors import FetchError
 from tests.transport.scripted_server import Reply, routed_server
@@ -138,6 +140,42 @@ def test_export_takes_the_newest_existing_file(tmp_path: Path) -> None:
         )
         with pytest.raises(FetchError, match="no TMDB daily export"):
             listed(too_old)
+
+
+@pytest.mark.parametrize("numpy_from", [1, discovery.NUMPY_FROM_IDS])
+def test_an_export_lists_the_same_ids_sorted_with_or_without_numpy(
+    numpy_from: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small exports are sorted in plain Python, large ones with numpy: the same listing."""
+    monkeypatch.setattr(discovery, "NUMPY_FROM_IDS", numpy_from)
+    today = dt.date(2026, 3, 10)
+    ids = [40, 7, 40, 3, 2_147_483_647, 7, 12, 1]  # unsorted, repeated
+    lines = [f'{{"id": {i}, "adult": false}}' for i in ids]
+    body = gzip.compress("\n".join(lines).encode(), mtime=0)
+    name = f"/p/exports/movie_ids_{today:%m_%d_%Y}.json.gz"
+    with routed_server({name: Reply(body=body)}) as server:
+        urls = {"api_base_url": f"{server.url}/3", "exports_base_url": f"{server.url}/p/exports"}
+        config = {"tmdb": urls, "storage": {"batch_size": 2}}
+        settings = settings_from_dict(config, base_dir=tmp_path)
+        with TmdbClient(settings, Credentials(api_key=SecretStr("export-test-key"))) as client:
+            strategy = make_strategy(client, settings, DiscoveryOptions("export", today=today))
+            assert listed(strategy) == [1, 3, 7, 12, 40, 2_147_483_647]
+            assert listed(strategy, {"after_id": 7}) == [12, 40, 2_147_483_647]
+            assert listed(strategy, {"after_id": 6}) == [7, 12, 40, 2_147_483_647]
+            assert listed(strategy, {"after_id": 2_147_483_647}) == []
+            assert strategy.total_hint == 0
+
+
+def test_sorted_unique_is_the_same_list_either_way() -> None:
+    from array import array
+
+    raw = array("q", [5, 3, 5, 9, 1, 3, 2**40])
+    small = sorted_unique(raw, numpy_from=len(raw) + 1)
+    large = sorted_unique(raw, numpy_from=1)
+    assert isinstance(small, list)
+    assert small == [int(i) for i in large] == [1, 3, 5, 9, 2**40]
+    assert list(sorted_unique(array("q"), numpy_from=1)) == []
+    assert sorted_unique(array("q")) == []
 
 
 def test_export_min_popularity(bundled: Sandbox, tmp_path: Path) -> None:

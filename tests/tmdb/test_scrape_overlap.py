@@ -1,6 +1,8 @@
 """The start of a scrape overlaps its waits: the export file is read in the background
 while the store opens and the genre list is fetched, never an API request before the
-run's lock, and no import of numpy on the way to the first request.
+run's lock, the genre list asked for along with the first movies (and stored before
+them), and no import of numpy on the way to the first request (nor for a small export).
+Its end is short: a batch is written in parts as its movies arrive.
 
 Ordering is shown with servers that hold an answer back until another request arrived
 (no timing thresholds; ``GUARD_S`` only ends a wait that would otherwise never end).
@@ -9,12 +11,15 @@ Ordering is shown with servers that hold an answer back until another request ar
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import gzip
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,8 @@ from reelset.config import Settings, settings_from_dict
 from reelset.errors import LockedError
 from reelset.runs import SCRAPE_LOCK
 from reelset.storage import Store, schema
-from reelset.tmdb.scrape import ScrapeOptions, run_scrape
+from reelset.tmdb.scrape import WRITE_PART, ScrapeOptions, run_scrape
+from reelset.transport.errors import FetchError
 from tests.cli_env import CliResult, Env, cli_subprocess
 from tests.transport.scripted_server import Reply, Route, Routes, Seen, json_reply, routed_server
 
@@ -199,3 +205,151 @@ def test_a_scrape_process_exits_with_its_log_and_store_complete(make_env: MakeEn
     log = log_file.read_text()
     assert f"scrape run {summary['run_id']}: strategy export" in log
     assert "movies to consider" in log
+
+
+@pytest.mark.usefixtures("api_key")
+def test_a_batch_is_written_in_parts_as_its_movies_arrive(tmp_path: Path) -> None:
+    # One batch of WRITE_PART + 5 movies; the last one is answered only once the first
+    # part is in the store. A scrape that writes the batch whole waits here in vain.
+    ids = tuple(range(1, WRITE_PART + 6))
+    last = ids[-1]
+    seen_by: dict[str, bool] = {}
+    db = tmp_path / "store" / "reelset.db"
+
+    def part_written() -> bool:
+        try:
+            with sqlite3.connect(db) as conn:
+                return int(conn.execute("SELECT count(*) FROM movies").fetchone()[0]) >= WRITE_PART
+        except sqlite3.Error:
+            return False
+
+    def last_movie(_path: str, _seen: Seen) -> Reply:
+        deadline = time.monotonic() + GUARD_S
+        while not part_written() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        seen_by["last movie: the first part was written"] = part_written()
+        return json_reply(movie_body(last))
+
+    lines = [json.dumps({"id": i, "adult": False}) for i in ids]
+    routes = tmdb_routes(
+        **{EXPORT_PATH: Reply(body=gzip.compress("\n".join(lines).encode(), mtime=0))},
+        **{f"/3/movie/{i}": json_reply(movie_body(i)) for i in ids[:-1]},
+        **{f"/3/movie/{last}": last_movie},
+    )
+    with routed_server(routes) as routing:
+        settings = settings_for(routing, tmp_path)
+        result = run_scrape(settings, ScrapeOptions(strategy="export", posters=False, today=TODAY))
+    assert seen_by == {"last movie: the first part was written": True}
+    assert result.status == "succeeded"
+    assert result.summary["movies"]["new"] == len(ids)
+    assert stored_ids(settings) == list(ids)
+
+
+@pytest.mark.usefixtures("api_key")
+def test_started_is_called_once_when_the_first_movies_are_requested(tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+    with routed_server(tmdb_routes()) as routing:
+        settings = settings_for(routing, tmp_path)
+        result = run_scrape(
+            settings,
+            ScrapeOptions(strategy="export", posters=False, today=TODAY),
+            started=lambda: calls.append(api_requests(routing)),
+        )
+    assert result.status == "succeeded"
+    # Called once, after the lock, before all the movies were asked for.
+    assert len(calls) == 1
+    assert len(calls[0]) < 1 + len(IDS)
+
+
+@pytest.mark.usefixtures("api_key")
+def test_started_is_called_once_when_no_movie_is_fetched(tmp_path: Path) -> None:
+    calls: list[str] = []
+    with routed_server(tmdb_routes()) as routing:
+        settings = settings_for(routing, tmp_path)
+        options = ScrapeOptions(
+            strategy="export", posters=False, today=TODAY, retry_failures=True
+        )
+        result = run_scrape(settings, options, started=lambda: calls.append("started"))
+    assert result.status == "succeeded"
+    assert calls == ["started"]
+
+
+def test_the_command_collects_no_garbage_during_start_up(
+    make_env: MakeEnv, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up runs without the garbage collector; the scrape itself with it, over the
+    frozen start-up objects; afterwards the collector is as it was."""
+    import reelset.tmdb.scrape as scrape_module
+
+    real = scrape_module.run_scrape
+    seen: dict[str, object] = {}
+
+    def watched(*args: Any, started: Callable[[], None], **kwargs: Any) -> Any:
+        seen["collecting at the start"] = gc.isenabled()
+
+        def hook() -> None:
+            started()
+            seen["collecting after start-up"] = gc.isenabled()
+            seen["start-up frozen"] = gc.get_freeze_count() > 0
+
+        return real(*args, started=hook, **kwargs)
+
+    monkeypatch.setattr(scrape_module, "run_scrape", watched)
+    env = make_env()
+    assert gc.isenabled()
+    result = run_cli(env, "scrape", "--no-posters", "--json")
+    assert result.code == 0, result.err
+    assert seen == {
+        "collecting at the start": False,
+        "collecting after start-up": True,
+        "start-up frozen": True,
+    }
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+@pytest.mark.usefixtures("api_key")
+def test_the_genre_list_is_asked_for_along_with_the_first_movies(tmp_path: Path) -> None:
+    movie_asked = threading.Event()
+    seen_by: dict[str, bool] = {}
+
+    def genres(_path: str, _seen: Seen) -> Reply:
+        # A scrape that asks for movies only after the genre list waits here in vain.
+        seen_by["genres: a movie was asked for"] = movie_asked.wait(GUARD_S)
+        return json_reply({"genres": [{"id": 28, "name": "Action"}]})
+
+    def movie(path: str, _seen: Seen) -> Reply:
+        movie_asked.set()
+        return json_reply(movie_body(int(path.rsplit("/", 1)[1].split("?")[0])))
+
+    routes = tmdb_routes(**{GENRES_PATH: genres}, **{f"/3/movie/{i}": movie for i in IDS})
+    with routed_server(routes) as routing:
+        settings = settings_for(routing, tmp_path)
+        result = run_scrape(settings, ScrapeOptions(strategy="export", posters=False, today=TODAY))
+    assert seen_by == {"genres: a movie was asked for": True}
+    assert result.status == "succeeded"
+    assert stored_ids(settings) == sorted(IDS)
+    with Store.open(settings) as store, store.engine.connect() as conn:
+        names = conn.execute(text("SELECT genre_id, name, origin FROM genres")).all()
+    assert [tuple(row) for row in names] == [(28, "Action", "tmdb")]
+
+
+@pytest.mark.usefixtures("api_key")
+def test_a_failed_genre_list_fails_the_run_before_anything_is_written(tmp_path: Path) -> None:
+    broken = Reply(status=500, body=b'{"status_message": "down"}')
+    with routed_server(tmdb_routes(**{GENRES_PATH: broken})) as routing:
+        settings = settings_for(routing, tmp_path)
+        settings = settings.model_copy(
+            update={"tmdb": settings.tmdb.model_copy(
+                update={"max_retries": 1, "backoff_initial_s": 0.01, "backoff_max_s": 0.01}
+            )}
+        )
+        with pytest.raises(FetchError, match="HTTP 500"):
+            run_scrape(settings, ScrapeOptions(strategy="export", posters=False, today=TODAY))
+    with Store.open(settings) as store, store.engine.connect() as conn:
+        counts = {
+            table: conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("movies", "genres", "fetch_failures")
+        }
+        runs = conn.execute(text("SELECT status FROM scrape_runs")).scalars().all()
+    assert counts == {"movies": 0, "genres": 0, "fetch_failures": 0}
+    assert runs == ["failed"]
