@@ -14,22 +14,26 @@ Measured side by side in one run, against the same server and the same URLs:
 Both get the same concurrency budget: ``--concurrency`` simultaneous downloads (default
 16). reelset runs them as threads of one process (``[posters] max_workers``, politeness
 limit lifted), decoding and hashing in its verifier processes (``verify_processes``: auto,
-one per CPU but one, at least one); img2dataset as ``--i2d-processes`` processes (default
-2, one per core here) x ``concurrency / processes`` threads, as it is meant to run, and also as one
-process with all threads. The server runs in its own process with every picture
-rendered and cached before the clock starts, so neither tool pays for rendering.
+one per CPU but one, at least one); img2dataset in each configuration of
+``--i2d-processes`` (default ``1,2``: 1 process x 16 threads and 2 processes x 8 threads,
+one per core here), ``processes`` x ``concurrency / processes`` threads. The server runs
+in its own process with every picture rendered and cached before the clock starts, so
+neither tool pays for rendering.
 
 Each tool runs ``--rounds`` times (default 3), interleaved, each time into a fresh folder
-(and store); medians are reported, as the machine may be shared. Reported: images/s (wall
-time of the download call, without interpreter start-up), CPU/img (user+system CPU time
-of the tool's processes during the download per image; the server's is not included),
-peak RSS (sum over the tool's process tree, sampled every 20 ms), and the ratios. Target:
-reelset >= 1.5 x img2dataset's best configuration in images/s, with verification
-complete, and at most 0.6 x its CPU per image (CPU per image is the robust figure on a
-shared machine).
+(and store), as the machine may be shared. Reported per tool: images/s (wall time of the
+download call, without interpreter start-up) and CPU/img (user+system CPU time of the
+tool's processes during the download, per image; the server's is not included), each as
+median (range), and peak RSS (sum over the tool's process tree, sampled every 20 ms).
+img2dataset's best configuration is the one with the highest median images/s; both
+ratios to it (images/s and CPU per image) are taken round by round, reelset against that
+configuration's run of the same round, and reported as median (range). Target: reelset
+>= 1.5 x img2dataset's best configuration in images/s, with verification complete, and
+at most 0.6 x its CPU per image (CPU per image is the robust figure on a shared machine).
+The load average before and after is printed too.
 
 Usage: ``.venv/bin/python benchmarks/bench_posters.py [--posters 2000] [--latency-ms 20]
-[--concurrency 16] [--i2d-processes 2] [--rounds 3] [--skip-img2dataset]``
+[--concurrency 16] [--i2d-processes 1,2] [--rounds 3] [--skip-img2dataset]``
 
 The workers case (``--case workers``) measures how poster throughput scales with
 ``reelset posters --worker`` processes sharing one PostgreSQL store (claims with ``FOR
@@ -420,7 +424,10 @@ def main() -> None:
     parser.add_argument("--posters", type=int, default=2000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--i2d-processes", type=int, default=2)
+    parser.add_argument(
+        "--i2d-processes", default="1,2",
+        help="img2dataset configurations: process counts, comma-separated",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per tool")
     parser.add_argument("--skip-img2dataset", action="store_true")
     parser.add_argument(
@@ -432,6 +439,8 @@ def main() -> None:
     parser.add_argument("--s3", action="store_true", help="workers case: posters to moto S3")
     args = parser.parse_args()
     workers = args.case == "workers"
+    i2d_processes = [int(n) for n in args.i2d_processes.split(",") if n.strip()]
+    load_before = os.getloadavg()
     i2d_python = None if args.skip_img2dataset or workers else ensure_img2dataset()
 
     server = subprocess.Popen(
@@ -491,49 +500,60 @@ def main() -> None:
             for _ in range(args.rounds):
                 reelset_run()
                 if i2d_python is not None:
-                    i2d_run(args.i2d_processes)
-                    if args.i2d_processes != 1:
-                        i2d_run(1)
+                    for processes in i2d_processes:
+                        i2d_run(processes)
     finally:
         if server.stdin:
             server.stdin.close()
         server.wait(timeout=30)
 
+    report(results, args, load_before)
+
+
+def _span(values: list[float], fmt: str) -> str:
+    """``median (min-max)`` of ``values``."""
+    return (
+        f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+    )
+
+
+def report(results: list[Run], args: argparse.Namespace, load_before: tuple[float, ...]) -> None:
+    """Print each tool's figures and reelset's ratios to img2dataset's best configuration."""
+    load_after = os.getloadavg()
     print(
         f"\n{args.posters} posters (w500, 500x750 JPEG), image latency {args.latency_ms:g} ms, "
-        f"concurrency {args.concurrency}, {os.cpu_count()} CPUs\n"
+        f"concurrency {args.concurrency}, {os.cpu_count()} CPUs, {args.rounds} rounds; "
+        f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}\n"
     )
-    print(f"{'tool':<66} {'images/s: median (runs)':>26} {'ok':>5} {'CPU/img':>8} {'peak RSS':>9}")
-    medians: dict[str, float] = {}
-    for label in dict.fromkeys(r.label for r in results):
-        runs = [r for r in results if r.label == label]
-        rates = [r.ok / r.elapsed for r in runs]
-        medians[label] = statistics.median(rates)
-        cpu_ms = statistics.median(1000 * r.cpu / max(r.ok, 1) for r in runs)
-        rates_text = f"{medians[label]:.1f} ({', '.join(f'{x:.0f}' for x in rates)})"
+    print(
+        f"{'tool':<66} {'images/s: median (range)':>25} {'ok':>5} "
+        f"{'CPU ms/img: median (range)':>27} {'peak RSS':>9}"
+    )
+    by_label: dict[str, list[Run]] = {}
+    for r in results:
+        by_label.setdefault(r.label, []).append(r)
+    rates = {label: [r.ok / r.elapsed for r in runs] for label, runs in by_label.items()}
+    cpus = {
+        label: [1000 * r.cpu / max(r.ok, 1) for r in runs] for label, runs in by_label.items()
+    }
+    for label, runs in by_label.items():
         print(
-            f"{label:<66} {rates_text:>26} {min(r.ok for r in runs):5d} {cpu_ms:6.1f}ms "
-            f"{max(r.peak for r in runs) / 2**20:6.0f} MB"
+            f"{label:<66} {_span(rates[label], '.1f'):>25} {min(r.ok for r in runs):5d} "
+            f"{_span(cpus[label], '.2f'):>27} {max(r.peak for r in runs) / 2**20:6.0f} MB"
         )
-    ours = [v for k, v in medians.items() if k.startswith("reelset")]
-    theirs = {k: v for k, v in medians.items() if k.startswith("img2dataset")}
-    if theirs:
-        best = max(theirs, key=lambda k: theirs[k])
-        print(
-            f"\nratio reelset / best img2dataset configuration (medians): "
-            f"{ours[0] / theirs[best]:.2f} (target >= 1.5)"
-        )
-        cpu = {
-            label: statistics.median(
-                1000 * r.cpu / max(r.ok, 1) for r in results if r.label == label
-            )
-            for label in medians
-        }
-        reelset_cpu = next(v for k, v in cpu.items() if k.startswith("reelset"))
-        print(
-            f"CPU per image, reelset / that configuration (medians): "
-            f"{reelset_cpu / cpu[best]:.2f} (target <= 0.6)"
-        )
+    ours = next(label for label in by_label if label.startswith("reelset"))
+    theirs = [label for label in by_label if label.startswith("img2dataset")]
+    if not theirs:
+        return
+    best = max(theirs, key=lambda label: statistics.median(rates[label]))
+    # Round by round: each reelset run against the best configuration's run of its round.
+    speed = [a / b for a, b in zip(rates[ours], rates[best], strict=True)]
+    cpu = [a / b for a, b in zip(cpus[ours], cpus[best], strict=True)]
+    print(f"\nbest img2dataset configuration (median images/s): {best}")
+    print(f"images/s, reelset / that configuration, per round: {_span(speed, '.2f')} "
+          "(target >= 1.5)")
+    print(f"CPU per image, reelset / that configuration, per round: {_span(cpu, '.2f')} "
+          "(target <= 0.6)")
 
 
 if __name__ == "__main__":

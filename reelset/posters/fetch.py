@@ -30,6 +30,8 @@ final at once.
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -50,10 +52,13 @@ from reelset.transport.retry import (
     retrying,
     status_error,
 )
+from reelset.transport.session import get as transport_get
 
 MAX_SEGMENT_CHARS = 255
 DEADLINE_FACTOR = 3.0
 CHUNK_BYTES = 64 * 1024
+# C0 controls, DEL, and whitespace other than a plain space (re's \s is str.isspace()).
+_CONTROL_OR_ODD_SPACE = re.compile(r"[\x00-\x1f\x7f]|[^\S ]")
 _SIZE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
@@ -123,6 +128,7 @@ Verify = Callable[[bytes], VerifiedImage]
 :class:`~reelset.posters.verify.PosterRejected` (or :class:`PosterFetchError`)."""
 
 
+@functools.lru_cache(maxsize=16)  # one base URL per run, checked for every poster
 def check_base_url(image_base_url: str) -> str:
     """Validate an image base URL (from the config or from /configuration); end it with /."""
     parts = urlsplit(image_base_url)
@@ -154,7 +160,7 @@ def invalid_poster_path(poster_path: str) -> str | None:
         return "has more than one path segment"
     if segment in (".", ".."):
         return "is a relative path"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F or (c.isspace() and c != " ") for c in segment):
+    if _CONTROL_OR_ODD_SPACE.search(segment):
         return "contains control characters"
     return None
 
@@ -227,7 +233,8 @@ def _attempt(
 ) -> Fetched:
     deadline = time.monotonic() + deadline_s(policy)
     try:
-        with session.get(url, stream=True, timeout=(policy.timeout_s, policy.timeout_s)) as resp:
+        timeout = (policy.timeout_s, policy.timeout_s)
+        with transport_get(session, url, stream=True, timeout=timeout) as resp:
             status = resp.status_code
             if status != 200:
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))

@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import imagehash
+import numpy
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from reelset.errors import ReelsetError, error_line
@@ -125,13 +125,32 @@ def _check_truncation_flag() -> None:
 # differ from imagehash.phash(full image) by a few bits at most, and every reelset hash is
 # computed this way, so near-duplicate distances compare like with like.
 _PHASH_MIN_SIDE = 128
+_PHASH_BITS_SIDE = 8  # imagehash.phash's hash_size
+_PHASH_SIDE = 32  # hash_size * highfreq_factor
 
 
 def poster_phash(im: Image.Image) -> str:
     """The perceptual hash reelset records (``imagehash.phash`` of a box-reduced image), hex."""
     gray = im.convert("L")  # what phash starts with; reduce() needs a plain mode like it
     factor = min(gray.size) // _PHASH_MIN_SIDE
-    return str(imagehash.phash(gray.reduce(factor) if factor > 1 else gray))
+    return _phash_hex(gray.reduce(factor) if factor > 1 else gray)
+
+
+def _phash_hex(gray: Image.Image) -> str:
+    """``str(imagehash.phash(gray))`` for an ``L`` image, the same steps without its
+    per-call overheads (a second grey copy, ``numpy.asarray`` through
+    ``__array_interface__``, a Python loop over 64 bits for the hex): same value, bit
+    for bit (``tests/posters/test_verify.py`` compares them)."""
+    import scipy.fftpack  # imagehash imports it lazily too: verification only needs it
+
+    small = gray.resize((_PHASH_SIDE, _PHASH_SIDE), Image.Resampling.LANCZOS)
+    pixels = numpy.frombuffer(small.tobytes(), dtype=numpy.uint8).reshape(
+        _PHASH_SIDE, _PHASH_SIDE
+    )
+    dct = scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=0), axis=1)
+    low = dct[:_PHASH_BITS_SIDE, :_PHASH_BITS_SIDE]
+    bits = low > numpy.median(low)
+    return numpy.packbits(bits).tobytes().hex()  # row-major, big-endian: imagehash's hex
 
 
 def verify_image(data: bytes, *, allowed_formats: Sequence[str], max_pixels: int) -> VerifiedImage:

@@ -5,10 +5,16 @@ in the download threads it competes for the GIL with every request. :class:`Veri
 runs :func:`~reelset.posters.verify.verify_image` in ``spawn``-ed processes instead
 (safe with threads, and the same on every platform). A decoder that crashes on hostile
 bytes then takes down a worker, not reelset: the poster counts as failed
-(``verifier_crashed``) and the pool is replaced.
+(``verifier_crashed``) and the worker is replaced.
 
-Workers ignore SIGINT (the parent decides when to stop and shuts the pool down) and exit
-on their own when the parent dies without shutting them down (SIGKILL).
+Each worker serves a few pipes (:data:`CHANNELS_PER_PROCESS`); a download thread borrows
+an idle one, sends its bytes and reads the answer itself. No executor thread stands in
+between: each hand-off through a thread of the parent would wait for the GIL, which 16
+busy download threads hold most of the time, and the worker would idle meanwhile.
+Several pipes per worker keep its next poster waiting while it decodes one.
+
+Workers ignore SIGINT (the parent decides when to stop and closes the pool) and exit when
+their pipes close: when the pool is closed, and when the parent dies (even by SIGKILL).
 """
 
 from __future__ import annotations
@@ -17,13 +23,15 @@ import io
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import cast
 
 from PIL import Image
 
@@ -31,7 +39,9 @@ from reelset.posters.verify import VerifiedImage, verify_image
 
 log = logging.getLogger(__name__)
 
-PARENT_CHECK_S = 0.5
+CHANNELS_PER_PROCESS = 4
+"""Pipes per worker process: at most this many posters wait for (or are in) one worker."""
+CLOSE_TIMEOUT_S = 30.0
 
 
 class VerifierCrashed(Exception):
@@ -46,21 +56,31 @@ def warm_up_verification() -> None:
     verify_image(out.getvalue(), allowed_formats=["JPEG"], max_pixels=64)
 
 
-def _exit_with_parent(parent: int) -> None:
-    # A worker holds both ends of its task pipe, so a parent killed with SIGKILL would
-    # leave it waiting for ever: leave as soon as we are someone else's child.
-    while True:
-        time.sleep(PARENT_CHECK_S)
-        if os.getppid() != parent:
-            os._exit(0)
+def _answer(request: tuple[bytes, list[str], int]) -> tuple[bool, object]:
+    data, allowed_formats, max_pixels = request
+    try:
+        return True, verify_image(data, allowed_formats=allowed_formats, max_pixels=max_pixels)
+    except Exception as exc:  # PosterRejected mostly: raised again in the parent
+        return False, exc
 
 
-def _init_worker() -> None:
+def _serve(conns: list[Connection]) -> None:
+    """A worker's loop: answer each request on any of its pipes until all are closed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(
-        target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch"
-    ).start()
     warm_up_verification()
+    live = list(conns)
+    while live:
+        for ready in wait(live):
+            conn = cast(Connection, ready)  # wait() returns some of the objects it was given
+            try:
+                ok, value = _answer(conn.recv())
+                try:
+                    conn.send((ok, value))
+                except Exception:  # an exception that does not pickle: say what it was
+                    conn.send((False, RuntimeError(f"{value.__class__.__name__}: {value}")))
+            except (EOFError, OSError):  # the parent closed this pipe, or died
+                conn.close()
+                live.remove(conn)
 
 
 def spawn_is_safe() -> bool:
@@ -80,54 +100,133 @@ def spawn_is_safe() -> bool:
     return path is None or os.path.basename(path) == "reelset"
 
 
+@dataclass(eq=False)
+class _Worker:
+    process: BaseProcess
+    conns: list[Connection]
+    alive: bool = True  # False once replaced: its pipes are not lent again
+
+
+@dataclass(eq=False)
+class _Channel:
+    worker: _Worker
+    conn: Connection
+
+
 class VerifierPool:
     """``processes`` worker processes running :func:`verify_image`. Thread-safe."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, *, channels_per_process: int = CHANNELS_PER_PROCESS):
         self.processes = processes
+        self.channels_per_process = max(1, channels_per_process)
+        self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)
         self._closed = False
-        self._pool = self._new_pool()
+        self._lent = 0
+        self._idle: queue.SimpleQueue[_Channel | None] = queue.SimpleQueue()
+        self._workers: list[_Worker] = []
+        with self._lock:
+            for _ in range(processes):
+                self._start_worker()
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            self.processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
+    def _start_worker(self) -> None:
+        """Start one worker and make its pipes available (under ``self._lock``)."""
+        pairs = [self._ctx.Pipe(duplex=True) for _ in range(self.channels_per_process)]
+        process = self._ctx.Process(
+            target=_serve, args=([child for _, child in pairs],), daemon=True,
+            name="reelset-verifier",
         )
+        process.start()
+        for _, child in pairs:  # the worker holds them now: its death closes them
+            child.close()
+        worker = _Worker(process, [parent for parent, _ in pairs])
+        self._workers.append(worker)
+        for conn in worker.conns:
+            self._idle.put(_Channel(worker, conn))
+
+    def pids(self) -> list[int]:
+        """The process ids of the current workers."""
+        with self._lock:
+            return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    def _borrow(self) -> _Channel:
+        while True:
+            channel = self._idle.get()
+            if channel is None:  # closed: pass the word on to the next waiting thread
+                self._idle.put(None)
+                raise VerifierCrashed("the verifier pool is shut down")
+            with self._lock:
+                if self._closed:
+                    self._idle.put(None)
+                    raise VerifierCrashed("the verifier pool is shut down")
+                if not channel.worker.alive:
+                    continue  # a pipe of a worker that died: dropped
+                self._lent += 1
+                return channel
+
+    def _give_back(self, channel: _Channel | None) -> None:
+        with self._lock:
+            self._lent -= 1
+            if channel is not None:
+                self._idle.put(channel)
+            self._returned.notify_all()
 
     def verify(
         self, data: bytes, *, allowed_formats: Sequence[str], max_pixels: int
     ) -> VerifiedImage:
         """:func:`verify_image` in a worker; raises PosterRejected or VerifierCrashed."""
-        with self._lock:
-            if self._closed:
-                raise VerifierCrashed("the verifier pool is shut down")
-            pool = self._pool
+        channel = self._borrow()
         try:
-            future = pool.submit(
-                verify_image, data, allowed_formats=list(allowed_formats), max_pixels=max_pixels
-            )
-            return future.result()
-        except BrokenProcessPool:
-            self._replace(pool)
+            channel.conn.send((data, list(allowed_formats), max_pixels))
+            ok, value = channel.conn.recv()
+        except (EOFError, OSError):
+            self._replace(channel.worker)
+            self._give_back(None)
             raise VerifierCrashed("the image decoder process died") from None
-        except RuntimeError as exc:  # submitted after shutdown: the run is stopping
-            if "shutdown" not in str(exc):
-                raise
-            raise VerifierCrashed("the verifier pool is shut down") from None
+        except BaseException:
+            # Interrupted mid-exchange: the pipe may hold half a message; never lend it again.
+            self._replace(channel.worker)
+            self._give_back(None)
+            raise
+        self._give_back(channel)
+        if ok:
+            assert isinstance(value, VerifiedImage)
+            return value
+        assert isinstance(value, BaseException)
+        raise value
 
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
+    def _replace(self, broken: _Worker) -> None:
         with self._lock:
-            if self._closed or self._pool is not broken:
+            if not broken.alive:
                 return
-            log.warning("a poster verifier process died; starting new ones")
-            self._pool = self._new_pool()
-        broken.shutdown(wait=False, cancel_futures=True)
+            broken.alive = False
+            self._workers.remove(broken)
+            if not self._closed:
+                log.warning("a poster verifier process died; starting a new one")
+                self._start_worker()
+        for conn in broken.conns:
+            conn.close()
+        broken.process.join(timeout=1.0)
+        if broken.process.is_alive():  # alive but unusable (a pipe out of step)
+            broken.process.kill()
+            broken.process.join()
 
     def close(self) -> None:
         """Stop the workers (waiting for the verifications in progress)."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
-            pool = self._pool
-        pool.shutdown(wait=True, cancel_futures=True)
+            self._returned.wait_for(lambda: self._lent == 0, timeout=CLOSE_TIMEOUT_S)
+            workers, self._workers = self._workers, []
+        self._idle.put(None)  # wakes the threads waiting for a pipe
+        for worker in workers:
+            worker.alive = False
+            for conn in worker.conns:
+                conn.close()
+        for worker in workers:
+            worker.process.join(timeout=CLOSE_TIMEOUT_S)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()

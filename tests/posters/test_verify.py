@@ -6,9 +6,12 @@ import io
 import os
 import signal
 import struct
+import subprocess
 import sys
+import time
 import types
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import imagehash
@@ -100,6 +103,27 @@ def test_a_real_jpeg_is_described(jpeg: bytes) -> None:
     assert len(image.phash) == 16 and int(image.phash, 16) >= 0
     # the reduced-input hash stays within a few bits of imagehash's full-size one
     assert imagehash.hex_to_hash(image.phash) - exact <= 4
+
+
+def _reference_phash(im: Image.Image) -> str:
+    """The recorded hash as it was first defined: imagehash.phash of the box-reduced grey."""
+    gray = im.convert("L")
+    factor = min(gray.size) // 128
+    return str(imagehash.phash(gray.reduce(factor) if factor > 1 else gray))
+
+
+def test_phash_is_bit_for_bit_imagehash_of_the_reduced_grey_image(jpeg: bytes) -> None:
+    """Stored hashes are compared with new ones: the value may never change."""
+    originals = [Image.open(path) for path in sorted(FIXTURES.glob("*.jpg"))]
+    pictures = list(originals)
+    for mode in ("P", "RGBA", "LA", "1", "I", "F", "CMYK", "I;16"):
+        pictures.extend(im.convert(mode) for im in originals)
+    for size in ((1, 1), (2, 3), (7, 1000), (128, 128), (255, 256), (4000, 10)):
+        pictures.append(originals[0].resize(size))
+        pictures.append(Image.new("RGB", size, (77, 77, 77)))  # flat: every DCT term ties
+    pictures.append(Image.effect_noise((500, 750), 64))
+    for im in pictures:
+        assert poster_phash(im) == _reference_phash(im), (im.mode, im.size)
 
 
 def test_phash_finds_near_duplicates_and_separates_different_posters(jpeg: bytes) -> None:
@@ -247,6 +271,15 @@ def test_base_url_and_size_are_checked() -> None:
 # -- content-addressed files --------------------------------------------------------------
 
 
+def test_every_control_character_and_odd_space_is_refused_in_a_poster_path() -> None:
+    """The character check is exactly: C0 controls, DEL, whitespace but a plain space."""
+    for code in range(sys.maxunicode + 1):
+        c = chr(code)
+        bad = ord(c) < 0x20 or ord(c) == 0x7F or (c.isspace() and c != " ")
+        problem = invalid_poster_path(f"/a{c}b.jpg")
+        assert (problem == "contains control characters") == bad, hex(code)
+
+
 def test_relative_paths_come_only_from_hashes(jpeg: bytes) -> None:
     sha = sha256_hex(jpeg)
     rel = poster_relpath(sha, "jpg")
@@ -313,16 +346,93 @@ def test_verifier_processes_verify_reject_and_survive_a_crash(jpeg: bytes) -> No
         with pytest.raises(PosterRejected) as info:
             pool.verify(jpeg[:1000], allowed_formats=ALLOWED, max_pixels=MAX_PIXELS)
         assert info.value.reason == "truncated"  # the reason survives pickling
-        for process in list(pool._pool._processes.values()):  # a decoder crash, simulated
-            os.kill(process.pid, signal.SIGKILL)
-            process.join()
+        (victim,) = pool.pids()
+        os.kill(victim, signal.SIGKILL)  # a decoder crash, simulated
+        _wait_gone(victim)
         with pytest.raises(VerifierCrashed):
             pool.verify(jpeg, allowed_formats=ALLOWED, max_pixels=MAX_PIXELS)
         assert pool.verify(jpeg, allowed_formats=ALLOWED, max_pixels=MAX_PIXELS).width == 300
+        assert victim not in pool.pids() and len(pool.pids()) == 1
     finally:
         pool.close()
     with pytest.raises(VerifierCrashed):
         pool.verify(jpeg, allowed_formats=ALLOWED, max_pixels=MAX_PIXELS)
+
+
+def _wait_gone(pid: int, timeout_s: float = 30.0) -> None:
+    """Wait until ``pid`` has exited (and is reaped, or is a zombie)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} is still running")
+
+
+def test_verifier_processes_answer_many_threads_at_once(jpeg: bytes) -> None:
+    """More threads than pipes: each gets its own answer, in a worker, none lost."""
+    png = _convert(jpeg, "PNG")
+    inputs = [jpeg, png, jpeg[:1000], b"<html>oops</html>"] * 8
+    expected = []
+    for data in inputs:
+        try:
+            expected.append(verify_image(data, allowed_formats=ALLOWED, max_pixels=MAX_PIXELS))
+        except PosterRejected as exc:
+            expected.append(exc.reason)
+
+    pool = VerifierPool(2, channels_per_process=2)
+
+    def verify(data: bytes) -> object:
+        try:
+            return pool.verify(data, allowed_formats=ALLOWED, max_pixels=MAX_PIXELS)
+        except PosterRejected as exc:
+            return exc.reason
+
+    try:
+        with ThreadPoolExecutor(12) as threads:
+            assert list(threads.map(verify, inputs)) == expected
+        assert len(pool.pids()) == 2 and os.getpid() not in pool.pids()
+    finally:
+        pool.close()
+
+
+def test_closing_the_pool_stops_its_workers_and_refuses_new_work(jpeg: bytes) -> None:
+    pool = VerifierPool(1, channels_per_process=1)
+    pool.verify(jpeg, allowed_formats=ALLOWED, max_pixels=MAX_PIXELS)
+    (pid,) = pool.pids()
+    pool.close()
+    _wait_gone(pid)
+    assert pool.pids() == []
+    for _ in range(2):  # every waiting or later caller is told, none blocks
+        with pytest.raises(VerifierCrashed, match="shut down"):
+            pool.verify(jpeg, allowed_formats=ALLOWED, max_pixels=MAX_PIXELS)
+    pool.close()  # twice is fine
+
+
+def test_verifier_processes_exit_when_their_parent_is_killed(tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "from reelset.posters.verify_pool import VerifierPool\n"
+        "pool = VerifierPool(1)\n"
+        "print(*pool.pids(), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        (child,) = (int(pid) for pid in parent.stdout.readline().split())
+        parent.kill()
+        parent.wait(30)
+        _wait_gone(child)  # its pipes closed with the parent: it left on its own
+    finally:
+        parent.kill()
+        parent.wait(30)
 
 
 def test_processes_start_only_where_the_main_module_is_safe_to_import_again(

@@ -53,3 +53,52 @@ def test_library_debug_lines_never_show_the_key(caplog: pytest.LogCaptureFixture
     assert any("/3/movie/1" in line for line in lines)
     assert all(key not in line for line in lines)  # ...but no log line shows it
     assert response.status_code == 200
+
+
+def _plain_session() -> requests.Session:
+    session = make_session(2, headers={"Accept-Encoding": "identity"})
+    session.trust_env = False
+    return session
+
+
+def test_get_sends_what_session_get_sends_and_follows_redirects() -> None:
+    from reelset.transport.session import get
+
+    session, reference = _plain_session(), _plain_session()
+    hooked: list[int] = []
+    for s in (session, reference):
+        s.hooks["response"].append(lambda r, *a, **k: hooked.append(r.status_code))
+    moved = Reply(status=302, body=b"", headers={"Location": "/b%20c"})
+    with scripted_server(moved, Reply(body=b"one"), moved, Reply(body=b"one")) as script:
+        url = script.url + "/a%2F%C3%A9"
+        for response in (
+            get(session, url, stream=True, timeout=5),
+            reference.get(url, stream=True, timeout=5),
+        ):
+            with response:
+                assert response.content == b"one" and response.status_code == 200
+                assert [r.status_code for r in response.history] == [302]
+    ours, theirs = script.seen[:2], script.seen[2:]
+    assert [(s.path, s.headers) for s in ours] == [(s.path, s.headers) for s in theirs]
+    assert [s.path for s in ours] == ["/a%2F%C3%A9", "/b%20c"]
+    assert hooked == [302, 200, 302, 200]
+
+
+def test_get_of_a_session_with_cookies_or_auth_is_session_get() -> None:
+    from reelset.transport.session import get
+
+    session = _plain_session()
+    set_cookie = Reply(body=b"x", headers={"Set-Cookie": "edge=1; Path=/"})
+    with scripted_server(set_cookie, default=Reply(body=b"y")) as script:
+        get(session, script.url + "/1", timeout=5).close()
+        get(session, script.url + "/2", timeout=5).close()  # the cookie goes back
+        session.cookies.clear()
+        session.auth = ("user", "pw")
+        get(session, script.url + "/3", timeout=5).close()
+        session.auth = None
+        session.headers["X-Extra"] = "1"  # a changed session: prepared again
+        get(session, script.url + "/4", timeout=5).close()
+    first, second, third, fourth = (s.headers for s in script.seen)
+    assert "Cookie" not in first and second["Cookie"] == "edge=1"
+    assert third["Authorization"].startswith("Basic ")
+    assert fourth["X-Extra"] == "1" and "Authorization" not in fourth
