@@ -24,9 +24,12 @@ usage of that child):
   Arrow tables, in chunks of 50,000 rows, in one transaction, and nothing else;
 - ``reelset build`` itself (a fresh output folder, so a real build, not ``unchanged``).
 
-It prints medians with [min-max] ranges and the load average (the machine may be shared).
-Targets on the 2-core machine: the build's median time at most 0.8 x the floor's, and its
-peak RSS at most 1.5 GiB, for 1M movies.
+It prints medians with [min-max] ranges of wall time, CPU time (user + system, which
+depends far less on the machine's load than wall time) and peak RSS, the ratios to the
+floor, the load average (the machine may be shared), and the build's time per stage
+(from its debug log lines ``plan stage ...`` and ``write stage ...``; "before the plan"
+is start-up, the store and the read). Targets on the 2-core machine: the build's median
+time at most 0.8 x the floor's, and its peak RSS at most 1.5 GiB, for 1M movies.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import multiprocessing
 import os
 import pickle
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -585,6 +589,38 @@ def images_main(movie_counts: list[int], seed: int, repeat: int) -> int:
     return 0 if ok else 1
 
 
+STAGE_RE = re.compile(r"^(plan|write) stage (.+): ([0-9.]+) s wall, ([0-9.]+) s CPU$")
+
+
+def build_stages(log_file: Path) -> dict[str, tuple[float, float]]:
+    """``"<plan|write>: <stage>"`` -> (wall s, CPU s), from a build's JSON debug log."""
+    stages: dict[str, tuple[float, float]] = {}
+    for line in log_file.read_text(encoding="utf-8").splitlines():
+        try:
+            message = json.loads(line).get("message", "")
+        except ValueError:
+            continue
+        found = STAGE_RE.match(message)
+        if found:
+            stages[f"{found[1]}: {found[2]}"] = (float(found[3]), float(found[4]))
+    return stages
+
+
+def print_stages(builds: list[tuple[float, int, float, dict[str, tuple[float, float]]]]) -> None:
+    """The build's time per stage, median [min-max] over the rounds."""
+    names = list(dict.fromkeys(name for b in builds for name in b[3]))
+    if not names:
+        return
+    print("build stages (median [min-max] over the rounds):       wall s             CPU s")
+    before = [b[0] - sum(w for w, _ in b[3].values()) for b in builds]
+    print(f"  {'before the plan (start-up, store, read)':<52}"
+          f"{_median_range(before, '.2f'):<19}")
+    for name in names:
+        walls = [b[3][name][0] for b in builds if name in b[3]]
+        cpus = [b[3][name][1] for b in builds if name in b[3]]
+        print(f"  {name:<52}{_median_range(walls, '.2f'):<19}{_median_range(cpus, '.2f')}")
+
+
 def main() -> int:
     """Make (or reuse) the store, then measure the floor and the build side by side."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -616,24 +652,29 @@ def main() -> int:
         queries_file = work / "floor-queries.pickle"
         queries_file.write_bytes(pickle.dumps(floor_queries()))
 
-        floors: list[tuple[float, int]] = []
-        builds: list[tuple[float, int]] = []
+        floors: list[tuple[float, int, float]] = []
+        builds: list[tuple[float, int, float, dict[str, tuple[float, float]]]] = []
         loads: list[float] = []
         summary: dict[str, Any] = {}
         floor_rows = 0
+        log_file = work / "build-log.json"
+        build_argv = [py, "-m", "reelset.cli", "-v", "--log-format", "json",
+                      "--log-file", str(log_file), "build", "--json"]
         for round_ in range(max(args.repeat, 1)):
             loads.append(os.getloadavg()[0])
-            wall, rss, out = _run_child([py, "-c", FLOOR_CODE, str(db), str(queries_file)], env)
-            floors.append((wall, rss))
+            wall, rss, cpu, out = _run_measured(
+                [py, "-c", FLOOR_CODE, str(db), str(queries_file)], env, work)
+            floors.append((wall, rss, cpu))
             floor_rows = int(out.strip() or 0)
             loads.append(os.getloadavg()[0])
-            wall, rss, out = _run_child([py, "-m", "reelset.cli", "build", "--json"], env)
-            builds.append((wall, rss))
+            log_file.unlink(missing_ok=True)
+            wall, rss, cpu, out = _run_measured(build_argv, env, work)
+            builds.append((wall, rss, cpu, build_stages(log_file)))
             summary = json.loads(out)
             if not args.keep or round_ + 1 < max(args.repeat, 1):
                 shutil.rmtree(work / "out")
-            print(f"  round {round_ + 1}: floor {floors[-1][0]:.1f} s, build {wall:.1f} s",
-                  flush=True)
+            print(f"  round {round_ + 1}: floor {floors[-1][0]:.1f} s ({floors[-1][2]:.1f} s "
+                  f"CPU), build {wall:.1f} s ({cpu:.1f} s CPU)", flush=True)
         loads.append(os.getloadavg()[0])
 
         rows = summary.get("rows", {})
@@ -644,14 +685,19 @@ def main() -> int:
         print(f"rounds: {len(builds)}, 1-min load average while running "
               f"{_median_range(loads, '.2f')} on {os.cpu_count()} CPUs (median [min-max])")
         print(f"floor (sqlite3 -> Arrow): {_median_range([f[0] for f in floors], '.1f')} s, "
+              f"CPU {_median_range([f[2] for f in floors], '.1f')} s, "
               f"peak RSS {_median_range([f[1] / 2**20 for f in floors], '.0f')} MiB "
               f"({floor_rows:,} rows read)")
         print(f"reelset build:            {_median_range([b[0] for b in builds], '.1f')} s, "
+              f"CPU {_median_range([b[2] for b in builds], '.1f')} s, "
               f"peak RSS {_median_range([b[1] / 2**20 for b in builds], '.0f')} MiB")
         ratios = [b[0] / f[0] for b, f in zip(builds, floors, strict=True)]
+        cpu_ratios = [b[2] / f[2] for b, f in zip(builds, floors, strict=True)]
         ratio = statistics.median(b[0] for b in builds) / statistics.median(f[0] for f in floors)
         rss_max = max(b[1] for b in builds)
-        print(f"build / floor time:       {ratio:.2f} (per round {_median_range(ratios, '.2f')})")
+        print(f"build / floor time:       {ratio:.2f} (per round {_median_range(ratios, '.2f')}); "
+              f"CPU time {_median_range(cpu_ratios, '.2f')}")
+        print_stages(builds)
         ok_time = ratio <= TARGET_RATIO
         ok_rss = rss_max <= TARGET_RSS
         print(f"targets:                  time {'OK' if ok_time else 'MISSED'} "

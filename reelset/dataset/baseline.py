@@ -16,6 +16,12 @@ Pure: overviews and multi-hot label matrices in, a JSON-ready dict out (``manife
    F1 (macro: the mean over the labels with at least one positive in the split), and
    precision/recall of each movie's top 3 labels (:func:`top_k_precision_recall`).
 
+Validation and test are also capped at ``max_samples`` rows each (seeded samples drawn
+independently of the training sample, not stratified); ``validation_samples`` and
+``test_samples`` say how many rows the thresholds and scores were computed on. A split
+no larger than the cap is used whole, so small datasets get exactly the numbers of
+every row.
+
 Floats are rounded to 4 decimals; with the same data and seed the dict is identical.
 """
 
@@ -25,13 +31,17 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
+
+# scikit-learn is imported where it is used (about a second of CPU): a build imports it
+# while the store is read (:data:`HEAVY_MODULES`), not before.
+HEAVY_MODULES = ("sklearn.feature_extraction.text", "sklearn.linear_model")
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +102,8 @@ class TextModel:
     """A fitted TF-IDF + per-label logistic regression scorer."""
 
     def __init__(self, params: BaselineParams, seed: int) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         self.params = params
         self.seed = seed
         self.vectorizer = TfidfVectorizer(
@@ -109,7 +121,13 @@ class TextModel:
 
     def fit(self, texts: Sequence[str], y: Matrix) -> TextModel:
         """Fit on ``texts`` and the multi-hot ``y``; ValueError if no word is kept."""
-        x = self.vectorizer.fit_transform(texts)
+        return self.fit_vectors(self.vectorizer.fit_transform(texts), y)
+
+    def fit_vectors(self, x: Any, y: Matrix) -> TextModel:
+        """Fit the regressions on TF-IDF rows ``x`` (of the fitted vectorizer) and ``y``."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
         self.models = []
         for j in range(y.shape[1]):
             column = y[:, j]
@@ -131,7 +149,10 @@ class TextModel:
 
     def scores(self, texts: Sequence[str]) -> Scores:
         """P(label) for each text and label (rows x labels)."""
-        x = self.vectorizer.transform(texts)
+        return self.vector_scores(self.vectorizer.transform(texts))
+
+    def vector_scores(self, x: Any) -> Scores:
+        """P(label) for each TF-IDF row of ``x`` and label (rows x labels)."""
         out = np.empty((x.shape[0], len(self.models)), dtype=np.float64)
         for j, model in enumerate(self.models):
             if isinstance(model, float):
@@ -141,12 +162,34 @@ class TextModel:
         return out
 
 
-def sample_rows(n: int, limit: int, seed: int) -> npt.NDArray[np.int64]:
-    """Row positions of a seeded sample of at most ``limit`` of ``n`` rows, sorted."""
+def sample_rows(
+    n: int, limit: int, seed: int, stream: int | None = None
+) -> npt.NDArray[np.int64]:
+    """Row positions of a seeded sample of at most ``limit`` of ``n`` rows, sorted.
+
+    ``stream`` (validation 1, test 2; None for train) draws an independent sample from
+    the same seed.
+    """
     if n <= limit:
         return np.arange(n, dtype=np.int64)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed if stream is None else [seed, stream])
     return np.sort(rng.choice(n, size=limit, replace=False)).astype(np.int64)
+
+
+def texts_at(texts: Sequence[str], rows: npt.NDArray[np.int64]) -> list[str]:
+    """The texts at these positions (one ``take`` when ``texts`` has one, e.g. a column)."""
+    take = getattr(texts, "take", None)
+    if callable(take):
+        return list(take(rows))
+    return [texts[i] for i in rows.tolist()]
+
+
+def _sampled(split: SplitData, limit: int, seed: int, stream: int) -> SplitData:
+    """``split`` itself when it has at most ``limit`` rows, else a seeded sample of it."""
+    rows = sample_rows(len(split.texts), limit, seed, stream)
+    if len(rows) == len(split.texts):
+        return SplitData(texts_at(split.texts, rows), split.y)
+    return SplitData(texts_at(split.texts, rows), split.y[rows])
 
 
 def tune_thresholds(y: Matrix, scores: Scores) -> npt.NDArray[np.float64]:
@@ -250,50 +293,114 @@ def train_baseline(
     When there is too little data to say anything (no train, validation or test movies,
     no labels, no vocabulary), the dict is ``{"model": ..., "skipped": reason}``.
     """
-    params = params or BaselineParams()
-    head: dict[str, Any] = {
-        "model": MODEL, "params": params.as_dict(), "seed": seed, "max_samples": max_samples,
-    }
-    reason = _skip_reason(train, validation, test)
-    rows = sample_rows(len(train.texts), max_samples, seed)
-    if reason is None:
-        model = TextModel(params, seed)
-        try:
-            model.fit([train.texts[i] for i in rows], train.y[rows])
-        except ValueError as exc:  # e.g. every word below min_df: an empty vocabulary
-            reason = f"no vocabulary ({exc})"
-    if reason is not None:
-        log.info("baseline skipped: %s", reason)
-        return {**head, "skipped": reason}
-
-    val_scores = model.scores(validation.texts)
-    thresholds = tune_thresholds(validation.y, val_scores)
-    test_scores = model.scores(test.texts)
-    test_metrics = evaluate(test.y, test_scores, thresholds)
-    predicted = (test_scores >= thresholds[None, :]).astype(np.int8)
-    per_label_f1 = label_f1(test.y, predicted)
-    support = test.y.sum(axis=0)
-    names = list(label_names)
-    result = {
-        **head,
-        "train_samples": len(rows),
-        "train_movies": len(train.texts),
-        "validation_samples": len(validation.texts),
-        "test_samples": len(test.texts),
-        "thresholds": {n: round(float(t), DIGITS) for n, t in zip(names, thresholds, strict=True)},
-        "test": test_metrics,
-        "validation": evaluate(validation.y, val_scores, thresholds),
-        "per_label": {
-            n: {
-                "f1": round(float(per_label_f1[j]), DIGITS),
-                "threshold": round(float(thresholds[j]), DIGITS),
-                "support": int(support[j]),
-            }
-            for j, n in enumerate(names)
-        },
-    }
-    log.info(
-        "baseline (%s, %d training movies): test %s",
-        MODEL, len(rows), ", ".join(f"{k} {v:.3f}" for k, v in test_metrics.items()),
+    run = BaselineRun(
+        train, validation, test, label_names, seed=seed, max_samples=max_samples, params=params
     )
-    return result
+    run.vectorize()
+    run.fit()
+    return run.result()
+
+
+class BaselineRun:
+    """:func:`train_baseline` in three steps, so a caller can overlap them with other work.
+
+    :meth:`vectorize` (sampling and TF-IDF: Python, holding the GIL), :meth:`fit` (the
+    regressions and the scores: mostly liblinear and sparse products, which release the
+    GIL; may run in another thread), :meth:`result` (thresholds and metrics). Together
+    they give exactly what :func:`train_baseline` returns.
+    """
+
+    def __init__(
+        self,
+        train: SplitData,
+        validation: SplitData,
+        test: SplitData,
+        label_names: Sequence[str],
+        *,
+        seed: int,
+        max_samples: int,
+        params: BaselineParams | None = None,
+    ) -> None:
+        self.params = params or BaselineParams()
+        self.seed = seed
+        self.max_samples = max_samples
+        self.names = list(label_names)
+        self.train, self.validation, self.test = train, validation, test
+        self.reason = _skip_reason(train, validation, test)
+        self.rows = sample_rows(len(train.texts), max_samples, seed)
+        self.model = TextModel(self.params, seed)
+        self._x: tuple[Any, Any, Any] | None = None
+        self._scores: tuple[Scores, Scores] | None = None
+
+    def vectorize(self) -> None:
+        """Sample the splits and turn the overviews into TF-IDF rows."""
+        if self.reason is not None:
+            return
+        try:
+            x_train = self.model.vectorizer.fit_transform(texts_at(self.train.texts, self.rows))
+        except ValueError as exc:  # e.g. every word below min_df: an empty vocabulary
+            self.reason = f"no vocabulary ({exc})"
+            return
+        self.train_movies = len(self.train.texts)
+        self.train = SplitData([], self.train.y[self.rows])
+        self.validation = _sampled(self.validation, self.max_samples, self.seed, 1)
+        self.test = _sampled(self.test, self.max_samples, self.seed, 2)
+        transform = self.model.vectorizer.transform
+        self._x = (x_train, transform(self.validation.texts), transform(self.test.texts))
+
+    def fit(self) -> None:
+        """Fit one regression per label and score validation and test."""
+        if self._x is None:
+            return
+        x_train, x_val, x_test = self._x
+        try:
+            self.model.fit_vectors(x_train, self.train.y)
+        except ValueError as exc:  # as train_baseline has always reported it
+            self.reason, self._x = f"no vocabulary ({exc})", None
+            return
+        self._scores = (self.model.vector_scores(x_val), self.model.vector_scores(x_test))
+        self._x = None
+
+    def result(self) -> dict[str, Any]:
+        """Tune the thresholds, score: the dict of ``manifest.json`` ``baseline``."""
+        head: dict[str, Any] = {
+            "model": MODEL, "params": self.params.as_dict(), "seed": self.seed,
+            "max_samples": self.max_samples,
+        }
+        if self.reason is not None or self._scores is None:
+            reason = self.reason or "not trained"
+            log.info("baseline skipped: %s", reason)
+            return {**head, "skipped": reason}
+        validation, test, names = self.validation, self.test, self.names
+        val_scores, test_scores = self._scores
+        thresholds = tune_thresholds(validation.y, val_scores)
+        test_metrics = evaluate(test.y, test_scores, thresholds)
+        predicted = (test_scores >= thresholds[None, :]).astype(np.int8)
+        per_label_f1 = label_f1(test.y, predicted)
+        support = test.y.sum(axis=0)
+        result = {
+            **head,
+            "train_samples": len(self.rows),
+            "train_movies": self.train_movies,
+            "validation_samples": len(validation.texts),
+            "test_samples": len(test.texts),
+            "thresholds": {
+                n: round(float(t), DIGITS) for n, t in zip(names, thresholds, strict=True)
+            },
+            "test": test_metrics,
+            "validation": evaluate(validation.y, val_scores, thresholds),
+            "per_label": {
+                n: {
+                    "f1": round(float(per_label_f1[j]), DIGITS),
+                    "threshold": round(float(thresholds[j]), DIGITS),
+                    "support": int(support[j]),
+                }
+                for j, n in enumerate(names)
+            },
+        }
+        log.info(
+            "baseline (%s, %d training movies): test %s",
+            MODEL, len(self.rows),
+            ", ".join(f"{k} {v:.3f}" for k, v in test_metrics.items()),
+        )
+        return result

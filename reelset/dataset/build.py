@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib
 import logging
 import tempfile
 import threading
@@ -27,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from reelset.config import Settings
+from reelset.dataset.baseline import HEAVY_MODULES
 from reelset.dataset.format import LEDGER_FILE, LEDGER_SCHEMA
 from reelset.dataset.load import read_parquet
 from reelset.dataset.plan import Plan, plan_build, read_ledger
@@ -164,26 +166,36 @@ def _build(
     parent_folder = root / parent if parent else None
     version: str | None = next_version(root)
     assert version is not None
+    # Modules the plan and the writing need later, imported meanwhile: while the store
+    # is read (a child process on SQLite) this process mostly waits.
+    threading.Thread(target=_import_heavy_modules, name="reelset-imports", daemon=True).start()
     snapshot = read_store(store)
     plan = plan_build(
         snapshot, settings, name=name, version=str(version), parent=parent,
         ledger=_ledger(parent_folder),
     )
+    # The plan holds its own copies of what it writes: the store's tables can go before
+    # the writing starts, which then has their memory for its buffers.
+    del snapshot
+    pa.default_memory_pool().release_unused()
     status = "dry-run" if dry_run else "built"
     path: Folder | None = None
     if parent_folder is not None and read_manifest(parent_folder).get("fingerprint") == (
         plan.fingerprint
     ):
+        # The baseline is never trained for an unchanged build: nothing would show it.
         status, version, path = "unchanged", parent, parent_folder
         log.info("dataset %s unchanged since %s", name, parent)
-    elif not dry_run:
+    elif dry_run:
+        plan.manifest  # noqa: B018  (a dry run runs every step: the baseline too)
+    else:
         when = now or dt.datetime.now(dt.UTC)
         if isinstance(root, RemotePath):
             path = _publish_remote(plan, root, settings, now=when)
         else:
             path = write_plan(plan, root, settings, now=when)
         log.info("dataset %s %s written to %s", name, version, path)
-    m = plan.manifest
+    m = plan.content
     return BuildResult(
         name=name,
         status=status,
@@ -200,6 +212,18 @@ def _build(
         splits={k: m["splits"][k] for k in
                 ("kept_from_ledger", "inherited_from_duplicates", "newly_assigned")},
     )
+
+
+def _import_heavy_modules() -> None:
+    """Import scikit-learn and matplotlib (Agg, as the heatmap uses it), when installed."""
+    for name in (*HEAVY_MODULES, "sklearn.cluster", "matplotlib"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if name == "matplotlib":
+            module.use("Agg")
+            importlib.import_module("matplotlib.pyplot")
 
 
 def _ledger(parent_folder: Folder | None) -> pa.Table:

@@ -11,7 +11,10 @@ vectorized:
    previous version's split ledger is an input);
 5. the text baseline (:mod:`reelset.dataset.baseline`, ``[build] baseline``): its scores
    go into the manifest; they follow from the content and settings the fingerprint
-   covers, so they are not part of it.
+   covers, so they are not part of it. It is computed only when the manifest is asked
+   for (:attr:`Plan.manifest`): a build whose fingerprint equals the latest version's
+   never trains it, and publishing starts it in a background thread
+   (:meth:`Plan.start_baseline`) while the files are written.
 
 The output tables are built by column name from the schemas of
 :mod:`reelset.dataset.format`; the plan's fingerprint decides whether a build writes
@@ -20,10 +23,13 @@ anything.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 import platform
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
@@ -38,7 +44,7 @@ import pyarrow.parquet as pq
 from reelset import __version__
 from reelset.config import Settings
 from reelset.dataset import cooccurrence
-from reelset.dataset.baseline import SplitData, train_baseline
+from reelset.dataset.baseline import BaselineRun, SplitData
 from reelset.dataset.format import (
     FORMAT,
     LEDGER_FILE,
@@ -85,6 +91,72 @@ POSTER_COLUMNS = {
 }
 
 
+class StageClock:
+    """Debug log lines with the wall and CPU seconds of each stage of a build (what
+    ``benchmarks/bench_build.py`` breaks its time down by)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def lap(self, stage: str) -> None:
+        """Log the time since the last lap as ``stage``."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        log.debug("%s stage %s: %.2f s wall, %.2f s CPU", self.what, stage,
+                  wall - self._wall, cpu - self._cpu)
+        self._wall, self._cpu = wall, cpu
+
+
+class BaselineJob:
+    """The text baseline of a plan: computed on first use, or started early.
+
+    :meth:`start` vectorizes the overviews in the calling thread (Python, holding the
+    GIL) and fits the regressions in a background thread (liblinear releases the GIL,
+    so on two CPUs they run beside the writing of the files); :meth:`result` waits for
+    it. The thread is a daemon: a build that fails or is interrupted while writing does
+    not wait for it.
+    """
+
+    def __init__(self, make: Callable[[], BaselineRun]) -> None:
+        self._make: Callable[[], BaselineRun] | None = make
+        self._run: BaselineRun | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        """Vectorize now and fit in a background thread (once)."""
+        if self._make is None:
+            return
+        self._run = run = self._make()
+        self._make = None
+        run.vectorize()
+        self._thread = threading.Thread(
+            target=self._fit, args=(run,), name="reelset-baseline", daemon=True
+        )
+        self._thread.start()
+
+    def _fit(self, run: BaselineRun) -> None:
+        try:
+            run.fit()
+        except BaseException as exc:  # re-raised by result(), in the caller's thread
+            self._error = exc
+
+    def result(self) -> dict[str, Any]:
+        """The baseline's dict (computed here unless started; errors re-raised)."""
+        if self._make is not None:
+            self._run = run = self._make()
+            self._make = None
+            run.vectorize()
+            run.fit()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+        assert self._run is not None
+        return self._run.result()
+
+
 @dataclass
 class Plan:
     """A dataset version computed in memory, before anything is written."""
@@ -99,8 +171,24 @@ class Plan:
     counts_all: npt.NDArray[np.int64]
     label_set: LabelSet
     labels_doc: dict[str, Any]
-    manifest: dict[str, Any]
+    content: dict[str, Any]
+    """The manifest as far as it is known without the baseline (``baseline`` is None
+    until :attr:`manifest` fills it in)."""
     fingerprint: str
+    baseline: BaselineJob | None = None
+
+    def start_baseline(self) -> None:
+        """Start training the baseline in a background thread (see :class:`BaselineJob`)."""
+        if self.baseline is not None:
+            self.baseline.start()
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The version's manifest, with the baseline (waited for, or computed now)."""
+        if self.baseline is not None:
+            self.content["baseline"] = self.baseline.result()
+            self.baseline = None
+        return self.content
 
 
 def _lookup(sorted_ids: npt.NDArray[np.int64], wanted: npt.NDArray[np.int64]) -> tuple[
@@ -153,6 +241,7 @@ def plan_build(
 ) -> Plan:
     """Compute a dataset version in memory from a store snapshot."""
     cfg = settings.build
+    clock = StageClock("plan")
     movies = snapshot.movies
     ids = np.asarray(movies.column("tmdb_id").to_numpy(), dtype=np.int64)
 
@@ -164,6 +253,8 @@ def plan_build(
     source_counts = genre_counts_per_movie(ids, pairs)
     poster_ids = np.asarray(snapshot.posters.column("tmdb_id").to_numpy(), dtype=np.int64)
     poster_pos, has_poster = _lookup(poster_ids, ids)
+
+    clock.lap("genre sources")
 
     # 1 + 2: dedupe and filters.
     selection = select_movies(
@@ -177,6 +268,8 @@ def plan_build(
     removals = selection.removals
     rows = np.flatnonzero(selection.keep)
     log.info("dedupe and filters kept %d of %d active movies", len(rows), len(ids))
+
+    clock.lap("dedupe and filters")
 
     # Poster duplicates among the movies left.
     with_poster = rows[has_poster[rows]]
@@ -197,6 +290,8 @@ def plan_build(
             removals.add("poster_duplicate", ids[dup_rows])
             rows = rows[~np.isin(rows, dup_rows)]
 
+    clock.lap("poster duplicates")
+
     # 3: labels.
     agree = agreement(sources, ids[rows])
     kept_pairs = pairs[pairs["tmdb_id"].isin(ids[rows])]
@@ -213,6 +308,8 @@ def plan_build(
             "the store passes the dedupe, the filters and the label rules of [build]"
         )
 
+    clock.lap("labels")
+
     # 4: splits.
     ledger_ids = np.asarray(ledger.column("tmdb_id").to_numpy(), dtype=np.int64)
     ledger_codes = pd.Series(ledger.column("split").to_pylist(), dtype=object).map(
@@ -226,6 +323,8 @@ def plan_build(
     fractions = (cfg.splits.train, cfg.splits.validation, cfg.splits.test)
     assignment = assign_splits(final_ids, y, fractions, cfg.seed, known, aliases)
     codes = assignment.codes
+
+    clock.lap("splits")
 
     # Tables.
     genre_ids, genre_names = label_lists(y, label_set)
@@ -259,8 +358,14 @@ def plan_build(
         )
     del computed
     _release_unused()
+    clock.lap("split tables")
     removed = _removed_table(removals.table(), snapshot)
-    baseline = _baseline(split_tables, y, codes, label_set, settings) if cfg.baseline else None
+    baseline = (
+        BaselineJob(
+            functools.partial(_baseline_run, split_tables, y, codes, label_set, settings)
+        )
+        if cfg.baseline else None
+    )
     new_ledger = _next_ledger(ledger, final_ids, codes, version)
 
     cooc, scopes = cooccurrence.cooccurrence_table(
@@ -268,6 +373,7 @@ def plan_build(
     )
     rows_per_split = {s: split_tables[s].num_rows for s in SPLITS}
     labels_doc = _labels_doc(label_set, y, codes, cfg.label_source, cfg.min_genre_count)
+    clock.lap("ledger, co-occurrence, labels.json")
     fp = fingerprint(
         {**split_tables, "removed": removed, "poster_duplicates": dups.table},
         {
@@ -275,6 +381,7 @@ def plan_build(
             "labels": [lab.as_dict() for lab in label_set.labels],
         },
     )
+    clock.lap("fingerprint")
     removed_counts = removals.counts()
     n_inactive = snapshot.inactive.num_rows
     accounted = sum(removed_counts.values()) + len(final_ids)
@@ -324,7 +431,7 @@ def plan_build(
             "newly_assigned": assignment.assigned,
             "ledger_size": new_ledger.num_rows,
         },
-        "baseline": baseline,
+        "baseline": None,  # filled in by Plan.manifest
         "files": {},
         "libraries": library_versions(),
     }
@@ -339,8 +446,9 @@ def plan_build(
         counts_all=scopes["all"],
         label_set=label_set,
         labels_doc=labels_doc,
-        manifest=manifest,
+        content=manifest,
         fingerprint=fp,
+        baseline=baseline,
     )
 
 
@@ -350,25 +458,21 @@ def _release_unused() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def _baseline(
+def _baseline_run(
     split_tables: dict[str, pa.Table],
     y: npt.NDArray[np.int8],
     codes: npt.NDArray[np.int8],
     label_set: LabelSet,
     settings: Settings,
-) -> dict[str, Any]:
-    """The text baseline of the version (:mod:`reelset.dataset.baseline`)."""
-    # The baseline trains on a sample of train (baseline_max_samples): its texts are read
-    # by position, not turned into a million Python strings first.
+) -> BaselineRun:
+    """The text baseline of the version, ready to run (:mod:`reelset.dataset.baseline`)."""
+    # The baseline uses samples of each split (baseline_max_samples): their texts are
+    # read by position, not turned into a million Python strings first.
     data = {
-        split: SplitData(
-            _Texts(split_tables[split].column("overview")) if split == "train"
-            else split_tables[split].column("overview").to_pylist(),
-            y[codes == i],
-        )
+        split: SplitData(_Texts(split_tables[split].column("overview")), y[codes == i])
         for i, split in enumerate(SPLITS)
     }
-    return train_baseline(
+    return BaselineRun(
         data["train"], data["validation"], data["test"], label_set.names,
         seed=settings.build.seed, max_samples=settings.build.baseline_max_samples,
     )
@@ -396,6 +500,11 @@ class _Texts(Sequence[str]):
             raise IndexError(index)
         text: str = self._column[index].as_py()
         return text
+
+    def take(self, rows: npt.NDArray[np.int64]) -> list[str]:
+        """The strings at these positions, taken in one go."""
+        texts: list[str] = self._column.take(pa.array(rows, type=pa.int64())).to_pylist()
+        return texts
 
 
 def _dedupe_aliases(removed: pa.Table, known: dict[int, int]) -> dict[int, int]:

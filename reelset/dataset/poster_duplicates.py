@@ -129,34 +129,45 @@ def earliest_within(
         return best
     m, d = _plan(n, k)
     bounds = np.linspace(0, HASH_BITS, m + 1).round().astype(int)
-    positions = np.arange(n, dtype=np.int64)
     for lo_bit, hi_bit in itertools.pairwise(bounds):
         width = int(hi_bit - lo_bit)
         block = ((values >> np.uint64(lo_bit)) & np.uint64((1 << width) - 1)).astype(np.int64)
+        # Everything below works on the hashes sorted by this block's value: a query
+        # block with a few bits flipped is then nearly sorted too, so the table lookups
+        # and the candidates' reads go through memory in order, not at random.
         members = np.argsort(block, kind="stable")
+        table = _Sorted(block[members], values[members], payload[members], members)
         starts = np.zeros((1 << width) + 1, dtype=np.int64)
         np.cumsum(np.bincount(block, minlength=1 << width), out=starts[1:])
+        ends = starts[1:]
         for flipped in range(d + 1):
             for bits in itertools.combinations(range(width), flipped):
-                mask = sum(1 << b for b in bits)
-                query = block ^ mask
+                query = table.block ^ sum(1 << b for b in bits)
                 first = starts[query]
-                count = starts[query + 1] - first
-                _match(values, payload, best, k, positions, first, count, members)
+                _match(table, best, k, first, ends[query] - first)
     return best
 
 
+@dataclass
+class _Sorted:
+    """One block's view of the hashes: all sorted by the block's value."""
+
+    block: npt.NDArray[np.int64]
+    values: npt.NDArray[np.uint64]
+    payload: npt.NDArray[np.int64]
+    rows: npt.NDArray[np.int64]
+    """Position of each sorted hash in the caller's arrays."""
+
+
 def _match(
-    values: npt.NDArray[np.uint64],
-    payload: npt.NDArray[np.int64],
+    table: _Sorted,
     best: npt.NDArray[np.int64],
     k: int,
-    positions: npt.NDArray[np.int64],
     first: npt.NDArray[np.int64],
     count: npt.NDArray[np.int64],
-    members: npt.NDArray[np.int64],
 ) -> None:
-    """Check the candidates of one lookup, in slices of bounded size, updating ``best``."""
+    """Check the candidates of one lookup (sorted hash i: the ``count[i]`` sorted hashes
+    from ``first[i]``), in slices of bounded size, updating ``best``."""
     has = np.flatnonzero(count)
     if not len(has):
         return
@@ -166,11 +177,11 @@ def _match(
     for part in np.split(has, cuts):
         c = count[part]
         total = int(c.sum())
-        query = np.repeat(positions[part], c)
+        query = np.repeat(part, c)
         offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(c) - c, c)
-        other = members[np.repeat(first[part], c) + offset]
-        close = popcount(values[query] ^ values[other]) <= k
-        np.minimum.at(best, query[close], payload[other[close]])
+        other = np.repeat(first[part], c) + offset
+        close = popcount(table.values[query] ^ table.values[other]) <= k
+        np.minimum.at(best, table.rows[query[close]], table.payload[other[close]])
 
 
 @dataclass

@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from reelset.dataset.card import dataset_card
 from reelset.dataset.croissant import croissant_document
 from reelset.dataset.format import LEDGER_FILE, PARQUET_OPTIONS
 from reelset.dataset.images import PosterReader, poster_refs, poster_source
-from reelset.dataset.plan import Plan
+from reelset.dataset.plan import Plan, StageClock
 from reelset.dataset.shards import SplitFiles, write_parquet_shards, write_tar_shards
 from reelset.dataset.versions import LABELS_FILE, MANIFEST_FILE, write_latest
 from reelset.errors import LockedError, ReelsetError, StoreError, UsageError, error_line
@@ -49,6 +50,9 @@ from reelset.files import TEMP_PREFIX, atomic_path, fsync_dir, write_text
 log = logging.getLogger(__name__)
 
 CROISSANT_FILE = "croissant.json"
+TABLE_WRITERS = 1
+"""Threads writing the parquet tables while the posters of the splits are checked or
+streamed: pyarrow encodes and compresses without the GIL."""
 
 
 def write_parquet(table: pa.Table, path: Path, *, row_group_size: int) -> None:
@@ -111,8 +115,8 @@ def write_plan(plan: Plan, root: Path, settings: Settings, *, now: dt.datetime) 
     shutil.rmtree(staging, ignore_errors=True)
     moved = False
     try:
+        clock = StageClock("write")
         (staging / "data").mkdir(parents=True)
-        written = write_splits(plan, staging / "data", settings)
         tables = {
             **{
                 f"data/{split}.parquet": table
@@ -124,22 +128,43 @@ def write_plan(plan: Plan, root: Path, settings: Settings, *, now: dt.datetime) 
             LEDGER_FILE: plan.ledger,
             "cooccurrence.parquet": plan.cooccurrence,
         }
-        for relpath, table in tables.items():
-            write_parquet(table, staging / relpath, row_group_size=cfg.row_group_size)
-        write_text(staging / LABELS_FILE, dump_json(plan.labels_doc))
         heatmap = _has_matplotlib()
-        if heatmap:
-            cooccurrence.draw_heatmap(
-                plan.counts_all, plan.label_set.names, staging / "cooccurrence.png",
-                seed=cfg.seed,
-                title=f"{plan.manifest['name']} {plan.version}: P(column genre | row genre)",
-            )
-        else:
+        # Three things at once, each mostly outside the GIL while the others need it: the
+        # tables are encoded and compressed by pyarrow in a thread, the baseline's
+        # regressions fit (liblinear) in another, while this thread draws the heatmap and
+        # checks or streams the posters. Python-heavy work is kept in this one thread: two
+        # threads that both need the GIL only take turns (and slow down syscalls).
+        with ThreadPoolExecutor(TABLE_WRITERS, thread_name_prefix="reelset-write") as pool:
+            jobs: list[Future[None]] = [
+                pool.submit(
+                    write_parquet, table, staging / relpath, row_group_size=cfg.row_group_size
+                )
+                for relpath, table in tables.items()
+            ]
+            plan.start_baseline()
+            clock.lap("baseline vectorized")
+            if heatmap:
+                cooccurrence.draw_heatmap(
+                    plan.counts_all, plan.label_set.names, staging / "cooccurrence.png",
+                    seed=cfg.seed,
+                    title=f"{plan.content['name']} {plan.version}: P(column genre | row genre)",
+                )
+                clock.lap("heatmap")
+            # When this fails, leaving the block still waits for the tables (their folder
+            # is then removed whole); otherwise their first error is raised here.
+            written = write_splits(plan, staging / "data", settings)
+            clock.lap("splits' posters")
+            for job in jobs:
+                job.result()
+            clock.lap("waiting for the tables")
+        write_text(staging / LABELS_FILE, dump_json(plan.labels_doc))
+        if not heatmap:
             log.warning(
                 "matplotlib is not installed: cooccurrence.png skipped (the matrices are in "
                 "cooccurrence.parquet; pip install 'reelset[plot]' for the heatmap)"
             )
         manifest = dict(plan.manifest)
+        clock.lap("waiting for the baseline")
         manifest["heatmap"] = "cooccurrence.png" if heatmap else None
         manifest["created_at"] = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         manifest.update(
@@ -159,6 +184,7 @@ def write_plan(plan: Plan, root: Path, settings: Settings, *, now: dt.datetime) 
         manifest["files"] = _digests(staging, staging, data_digests)
         # Each write above synced its own folder; the manifest's syncs the staging folder.
         write_text(staging / MANIFEST_FILE, dump_json(manifest))
+        clock.lap("card, croissant, digests, manifest")
         os.rename(staging, final)
         moved = True
         fsync_dir(root)
@@ -170,7 +196,7 @@ def write_plan(plan: Plan, root: Path, settings: Settings, *, now: dt.datetime) 
         if isinstance(exc, OSError):  # a full disk, a read-only or vanished folder
             why = _os_error_text(exc)
             raise ReelsetError(
-                f"cannot write {plan.manifest['name']} {plan.version} under {root}: {why}; "
+                f"cannot write {plan.content['name']} {plan.version} under {root}: {why}; "
                 "no version was published"
             ) from None
         raise

@@ -72,7 +72,17 @@ def _by_chunk(values: pa.ChunkedArray | pa.Array, pattern: str) -> pa.ChunkedArr
 
 def _normalized(values: pa.Array, pattern: str) -> pa.Array:
     text = pc.utf8_lower(pc.utf8_normalize(values, "NFKC"))
-    return pc.utf8_trim_whitespace(pc.replace_substring_regex(text, pattern, " "))
+    # Most overviews have no run of whitespace to collapse: only the texts the pattern
+    # matches are rewritten (a match costs about half a replacement). Most titles do
+    # have something to replace: those are rewritten whole.
+    hit = pc.fill_null(pc.match_substring_regex(text, pattern), False)
+    hits = pc.sum(hit).as_py() or 0
+    if hits > len(text) // 2:
+        text = pc.replace_substring_regex(text, pattern, " ")
+    elif hits:
+        replaced = pc.replace_substring_regex(text.filter(hit), pattern, " ")
+        text = pc.replace_with_mask(text, hit, replaced)
+    return pc.utf8_trim_whitespace(text)
 
 
 def word_counts(normalized: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.int64]:

@@ -249,3 +249,60 @@ def test_diff_and_show_report_the_baseline(crafted: Crafted) -> None:
     assert diff(out, "genres@v1", "genres@v1")["baseline"] == {}
     assert show(out, "genres@v1")["baseline"].startswith("none")
     assert show(out, "genres@v3")["baseline"]["test"] == {k: m["to"] for k, m in moved.items()}
+
+
+def test_max_samples_caps_validation_and_test_too() -> None:
+    rng = np.random.default_rng(5)
+    words = ["explosion", "joke", "ghost", "kiss"]
+
+    def split(n: int) -> SplitData:
+        y = rng.integers(0, 2, size=(n, 4)).astype(np.int8)
+        texts = [" ".join([w for w, on in zip(words, row, strict=True) if on]
+                          + rng.choice(_FILLER, 5).tolist()) for row in y]
+        return SplitData(texts, y)
+
+    train, val, test = split(300), split(250), split(220)
+    capped = train_baseline(train, val, test, words, seed=4, max_samples=120)
+    assert capped["train_samples"] == capped["validation_samples"] == 120
+    assert capped["test_samples"] == 120 and capped["train_movies"] == 300
+    assert sum(lab["support"] for lab in capped["per_label"].values()) == int(
+        test.y[sample_rows(220, 120, 4, 2)].sum()
+    )
+    # The same as scoring the seeded samples whole: validation and test draw their own.
+    val_rows, test_rows = sample_rows(250, 120, 4, 1), sample_rows(220, 120, 4, 2)
+    assert val_rows.tolist() != test_rows[: len(val_rows)].tolist()
+    by_hand = train_baseline(
+        SplitData([train.texts[i] for i in sample_rows(300, 120, 4)],
+                  train.y[sample_rows(300, 120, 4)]),
+        SplitData([val.texts[i] for i in val_rows], val.y[val_rows]),
+        SplitData([test.texts[i] for i in test_rows], test.y[test_rows]),
+        words, seed=4, max_samples=120,
+    )
+    assert {k: v for k, v in by_hand.items() if k != "train_movies"} == {
+        k: v for k, v in capped.items() if k != "train_movies"
+    }
+    # Splits no larger than the cap are used whole: the numbers of every row.
+    whole = train_baseline(train, val, test, words, seed=4, max_samples=300)
+    larger = train_baseline(train, val, test, words, seed=4, max_samples=10_000)
+    assert whole["validation_samples"] == 250 and whole["test_samples"] == 220
+    assert {k: v for k, v in whole.items() if k != "max_samples"} == {
+        k: v for k, v in larger.items() if k != "max_samples"
+    }
+
+
+def test_the_written_baseline_is_the_planned_one_and_unchanged_builds_skip_it(
+    crafted: Crafted, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    crafted.add(worded_movies(200, seed=6))
+    planned = plan_for(crafted, images="reference").manifest["baseline"]
+    with caplog.at_level(logging.INFO, logger="reelset.dataset.baseline"):
+        first = build(crafted, images="reference")  # trained beside the writing
+        assert sum("baseline (" in r.getMessage() for r in caplog.records) == 1
+        caplog.clear()
+        again = build(crafted, images="reference")
+    written = json.loads((first.path / "manifest.json").read_text())["baseline"]
+    assert written == planned
+    assert again.status == "unchanged"
+    assert not [r for r in caplog.records if "baseline" in r.getMessage()]

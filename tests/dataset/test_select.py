@@ -142,3 +142,28 @@ def test_normalization() -> None:
     assert titles.to_pylist() == ["léon the professional", "alien3", "alien 3"]
     words = word_counts(normalize_text(pa.array(["one two \t three ", None, " ", "one"])))
     assert words.tolist() == [3, 0, 0, 1]
+
+
+@pytest.mark.parametrize("share", [0.0, 0.01, 0.5, 1.0])
+def test_normalization_rewrites_only_what_needs_it(share: float) -> None:
+    # Whatever share of the texts has whitespace to collapse, the result is the plain
+    # definition: NFKC, lower case, every run of whitespace one space, trimmed.
+    import random
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rng = random.Random(int(share * 100))
+    texts: list[str | None] = []
+    for i in range(2000):
+        words = [rng.choice(["Ａb", "ﬁlm", "Ⅳ", "río", "x", "Alien³", "NOIR"]) for _ in range(5)]
+        gaps = [rng.choice(["  ", "\t", "\n", " \r\n ", "\f"]) if rng.random() < share else " "
+                for _ in words]
+        texts.append(None if i % 97 == 0 else "".join(w + g for w, g in zip(words, gaps,
+                                                                            strict=True)))
+    values = pa.chunked_array([texts[:700], texts[700:]])
+    expected = [
+        None if t is None else " ".join(t.split(None)).lower() for t in
+        pc.utf8_normalize(values, "NFKC").to_pylist()
+    ]
+    assert normalize_text(values).to_pylist() == expected
