@@ -222,19 +222,24 @@ def write_splits(plan: Plan, data_dir: Path, settings: Settings) -> dict[str, Sp
         poster_source(settings), max_side=cfg.image_max_side, quality=cfg.image_quality
     ) as reader:
         for split, table in plan.splits.items():
+            if cfg.images == "reference":
+                with_image, image_bytes = reader.check_references(
+                    table.column("tmdb_id"), table.column("poster_file"),
+                    table.column("poster_sha256"),
+                )
+                written[split] = SplitFiles(
+                    parquet=[f"data/{split}.parquet"],
+                    with_image=with_image, image_bytes=image_bytes,
+                )
+                log.info("%s: %d rows, %d with a poster (%d bytes)", split, table.num_rows,
+                         with_image, image_bytes)
+                continue
             refs = poster_refs(
                 table.column("tmdb_id").to_pylist(),
                 table.column("poster_file").to_pylist(),
                 table.column("poster_sha256").to_pylist(),
             )
-            if cfg.images == "reference":
-                sizes = list(reader.sizes(refs))
-                written[split] = SplitFiles(
-                    parquet=[f"data/{split}.parquet"],
-                    with_image=sum(size is not None for size in sizes),
-                    image_bytes=sum(size or 0 for size in sizes),
-                )
-            elif cfg.images == "webdataset":
+            if cfg.images == "webdataset":
                 written[split] = write_tar_shards(
                     table, reader.images(refs), data_dir, split,
                     shard_max_bytes=cfg.shard_max_bytes,
