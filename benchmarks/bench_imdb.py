@@ -14,9 +14,9 @@ rated titles), then measures side by side in one run, each in its own subprocess
 the wall and CPU ratios of both imports to the peer (medians, and the range of the
 per-attempt ratios).
 
-Targets: the import's median wall time <= 0.5x the peer's, and <= 2 GiB peak RSS. The
-CPU-time ratio is printed too: on a machine shared with other work (2 cores), the
-import's two threads cannot overlap and its wall time tracks its CPU time.
+Targets: the medians of the import and of the re-import <= 0.5x the peer's, by wall
+time and by CPU time, and <= 2 GiB peak RSS. On a machine shared with other work (2
+cores), the import's two threads cannot overlap and its wall time tracks its CPU time.
 Usage: ``python benchmarks/bench_imdb.py [--rows N] [--repeat N] [--no-pandas] [--no-reimport]``
 """
 
@@ -311,6 +311,7 @@ def main() -> int:
     ok_rss = peak <= RSS_TARGET_B
     ok_time = True
     verdict = "no peer run"
+    verdicts: list[str] = []
     if peers:
         # On a loaded machine the wall times say more about the other processes; the CPU
         # seconds (all threads) say how much work each did. Each attempt's ratio pairs
@@ -331,14 +332,20 @@ def main() -> int:
                 f"{walls[0]:.2f}-{walls[-1]:.2f}), CPU {cpu_ratio:.2f}x "
                 f"(per attempt {cpus[0]:.2f}-{cpus[-1]:.2f})"
             )
-            if name == "import":
-                ok_time = ratio <= RATIO_TARGET
-                verdict = f"{'PASS' if ok_time else 'FAIL'} ({ratio:.2f}x; CPU {cpu_ratio:.2f}x)"
+            # Both imports, by wall and by CPU time (the wall ratio alone flatters a run
+            # whose two threads found two idle cores).
+            ok = ratio <= RATIO_TARGET and cpu_ratio <= RATIO_TARGET
+            ok_time = ok_time and ok
+            verdicts.append(
+                f"{name} {'PASS' if ok else 'FAIL'} ({ratio:.2f}x; CPU {cpu_ratio:.2f}x)"
+            )
+            verdict = ", ".join(verdicts)
     print(
         f"store size after import: {db_size / 1e6:,.0f} MB; load average {os.getloadavg()[0]:.1f}"
     )
     print(
-        f"targets: import median <= {RATIO_TARGET}x pandas.read_csv: {verdict}; "
+        f"targets: import and re-import medians <= {RATIO_TARGET}x pandas.read_csv "
+        f"(wall and CPU): {verdict}; "
         f"peak RSS <= 2 GiB: {'PASS' if ok_rss else 'FAIL'} ({peak / 2**20:,.0f} MiB)"
     )
     return 0 if ok_time and ok_rss else 1

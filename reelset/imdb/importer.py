@@ -18,11 +18,13 @@ the batch being written; the batches written are kept and a rerun converges.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
@@ -168,6 +170,25 @@ def _titles(columns: BasicsColumns, ratings: Ratings | None) -> tuple[ImdbTitleB
     return ImdbTitleBatch(list(heads), genres), rated
 
 
+@contextlib.contextmanager
+def no_cyclic_collection() -> Iterator[None]:
+    """No cyclic garbage collection inside the block; the collector is as before after it.
+
+    An import makes millions of short-lived containers (row tuples, column lists) and no
+    reference cycles: the collector went over them again and again, 2.0 s of CPU in a
+    full-size first import and 2.9 s in a re-import (measured with ``gc.callbacks``).
+    Reference counting still frees everything as before; cycles made meanwhile (none
+    were found after a full-size import) are collected afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def import_tsv(
     store: Store,
     basics: Path,
@@ -193,7 +214,10 @@ def import_tsv(
     source = {"basics_file": str(basics), "ratings_file": str(ratings) if ratings else "-"}
     report = ImportReport(source=source, title_types=list(title_types))
     params = {**source, "title_types": list(title_types), "batch_size": batch_size}
-    with recorded_run(store, RUN_COMMAND, params, locks=(IMDB_LOCK,)) as run:
+    with (
+        no_cyclic_collection(),
+        recorded_run(store, RUN_COMMAND, params, locks=(IMDB_LOCK,)) as run,
+    ):
         report.run_id = run.run_id
         table: Ratings | None = None
         if ratings is not None:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, text
 
 from reelset.cli import main
-from reelset.imdb.tsv import BASICS_COLUMNS
+from reelset.imdb.tsv import BASICS_COLUMNS, ImdbFileError
 from reelset.storage import MovieRecord, Store
 from reelset.storage import schema as s
 
@@ -548,3 +548,35 @@ def test_empty_file_is_refused_in_one_line(
     assert f"not an IMDb title.{which} file: the file is empty" in err
     assert snapshot(sqlite_store) == before
     assert sqlite_store.runs.last("imdb import") == runs  # refused before a run started
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_import_runs_without_cyclic_gc_and_restores_the_collector(
+    sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, enabled: bool
+) -> None:
+    import gc
+
+    from reelset.imdb import importer
+
+    seen: list[bool] = []
+    upsert = importer.upsert_imdb_titles
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return upsert(*args, **kwargs)
+
+    monkeypatch.setattr(importer, "upsert_imdb_titles", watched)
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        importer.import_tsv(sqlite_store, BASICS, RATINGS, title_types=["movie"], batch_size=2)
+        assert seen and not any(seen)
+        assert gc.isenabled() is enabled
+        # An import that fails inside its run (a truncated gzip) restores it too.
+        truncated = tmp_path / "title.basics.tsv.gz"
+        truncated.write_bytes(gzip.compress(BASICS.read_bytes())[:-30])
+        with pytest.raises(ImdbFileError, match="truncated"):
+            importer.import_tsv(sqlite_store, truncated, None, title_types=["movie"], batch_size=2)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()

@@ -310,3 +310,33 @@ def test_ratings_rows_out_of_range_or_malformed_are_counted_and_skipped(tmp_path
         one_stats = ParseStats(one.name)
         assert len(read_ratings(one, one_stats)) == 0
         assert one_stats.malformed == 1 and reason in one_stats.samples[0], one_stats.samples
+
+
+@pytest.mark.parametrize("ending", [b"", b"\n", b"\n\n", b"\r\n"])
+@pytest.mark.parametrize("chunk_bytes", [1, 3, 16, 1 << 20])
+def test_line_buffers_hold_what_iter_chunks_gives(ending: bytes, chunk_bytes: int) -> None:
+    # The basics reader searches one buffer per chunk (a line feed, then whole lines) up
+    # to `end`, and counts its lines with numpy: the same lines, counted the same way.
+    import io
+    import random
+
+    from reelset.imdb import tsv
+
+    rng = random.Random(chunk_bytes)
+    body = b"\n".join(
+        b"x" * rng.choice([0, 1, 5, 40]) + rng.choice([b"", b"\t", b"\r"]) for _ in range(300)
+    )
+    data = body + ending
+    path = Path("title.basics.tsv")
+    expected = list(tsv.iter_chunks(io.BytesIO(data), path, chunk_bytes))
+    raw = io.BytesIO(data)
+    got = list(tsv._line_buffers(raw, raw, path, chunk_bytes))
+    assert all(buf[:1] == b"\n" for buf, _end, _at in got)
+    assert [buf[1:end] for buf, end, _at in got] == expected
+    assert [tsv._count_lines(buf, end) for buf, end, _at in got] == [
+        c.count(b"\n") + (not c.endswith(b"\n")) for c in expected
+    ]
+    assert sum(tsv._count_lines(buf, end) for buf, end, _at in got) == len(data.split(b"\n")) - (
+        data.endswith(b"\n")
+    )
+    assert not list(tsv._line_buffers(io.BytesIO(b""), raw, path, chunk_bytes))
