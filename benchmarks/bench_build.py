@@ -151,23 +151,38 @@ _IMDB_MAP = {
 }  # fmt: skip
 
 
+def _new_store(path: Path, batch_size: int, what: str) -> tuple[Path, Store, float]:
+    """A fresh store at a temporary name beside ``path``, with TMDB's genres."""
+    tmp = path.with_suffix(".tmp")
+    for p in CACHE.glob(tmp.name + "*"):
+        p.unlink()
+    print(f"making {what} (cached in {path}) ...", flush=True)
+    started = time.perf_counter()
+    store = Store(f"sqlite:///{tmp}", batch_size=batch_size)
+    store.upgrade()
+    store.movies.upsert_genres(
+        [Genre(i, name) for i, name in MOVIE_GENRES]
+        + [Genre(FOREIGN_GENRE_ID, FOREIGN_GENRE_NAME, "patched")]
+    )
+    return tmp, store, started
+
+
+def _finish_store(store: Store, tmp: Path, path: Path, started: float) -> None:
+    """Close the store made by :func:`_new_store` and move it to ``path``."""
+    store.close()
+    os.replace(tmp, path)
+    for suffix in ("-wal", "-shm"):
+        Path(str(tmp) + suffix).unlink(missing_ok=True)
+    print(f"store made in {time.perf_counter() - started:.0f}s", flush=True)
+
+
 def ensure_store(n: int, seed: int) -> Path:
     """The cached synthetic store for (n, seed), made on first use."""
     path = CACHE / f"store-{n}-{seed}-f{STORE_FORMAT}.db"
     if path.exists():
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    for p in CACHE.glob(tmp.name + "*"):
-        p.unlink()
-    print(f"making the synthetic store of {n:,} movies (cached in {path}) ...", flush=True)
-    started = time.perf_counter()
-    store = Store(f"sqlite:///{tmp}", batch_size=CHUNK)
-    store.upgrade()
-    store.movies.upsert_genres(
-        [Genre(i, name) for i, name in MOVIE_GENRES]
-        + [Genre(FOREIGN_GENRE_ID, FOREIGN_GENRE_NAME, "patched")]
-    )
+    tmp, store, started = _new_store(path, CHUNK, f"the synthetic store of {n:,} movies")
     previous: list[tuple[int, str, str]] = []
     done = 0
     with multiprocessing.get_context("fork").Pool(2) as pool:
@@ -191,11 +206,7 @@ def ensure_store(n: int, seed: int) -> Path:
                 print(f"  {done:,} movies ({rate:,.0f}/s)", flush=True)
     with store.write() as conn:
         conn.execute(text("ANALYZE"))
-    store.close()
-    os.replace(tmp, path)
-    for suffix in ("-wal", "-shm"):
-        Path(str(tmp) + suffix).unlink(missing_ok=True)
-    print(f"store made in {time.perf_counter() - started:.0f}s", flush=True)
+    _finish_store(store, tmp, path, started)
     return path
 
 
@@ -400,16 +411,8 @@ def ensure_images_store(n: int, seed: int) -> tuple[Path, Path]:
             _POOL_FILES.update(conn.execute(
                 "SELECT tmdb_id, file_path FROM posters WHERE status = 'ok'"))
     posters_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    for p in CACHE.glob(tmp.name + "*"):
-        p.unlink()
-    print(f"making the store of {n:,} movies with posters (cached in {path}) ...", flush=True)
-    started = time.perf_counter()
-    store = Store(f"sqlite:///{tmp}", batch_size=POSTER_CHUNK)
-    store.upgrade()
-    store.movies.upsert_genres(
-        [Genre(i, name) for i, name in MOVIE_GENRES]
-        + [Genre(FOREIGN_GENRE_ID, FOREIGN_GENRE_NAME, "patched")]
+    tmp, store, started = _new_store(
+        path, POSTER_CHUNK, f"the store of {n:,} movies with posters"
     )
     tasks = [(seed, start, min(n, start + POSTER_CHUNK), posters_dir)
              for start in range(0, n, POSTER_CHUNK)]
@@ -424,11 +427,7 @@ def ensure_images_store(n: int, seed: int) -> tuple[Path, Path]:
             if done % 10_000 == 0:
                 rate = done / (time.perf_counter() - started)
                 print(f"  {done:,} movies ({rate:,.0f}/s)", flush=True)
-    store.close()
-    os.replace(tmp, path)
-    for suffix in ("-wal", "-shm"):
-        Path(str(tmp) + suffix).unlink(missing_ok=True)
-    print(f"store made in {time.perf_counter() - started:.0f}s", flush=True)
+    _finish_store(store, tmp, path, started)
     return path, posters_dir
 
 

@@ -99,6 +99,15 @@ def posters_url_scheme(value: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
+def _location(value: Any) -> Any:
+    """A folder or fsspec URL setting (``posters_dir``, ``output_dir``) as a checked str."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, str):
+        return _check_posters_dir(value)  # the same rules for any fsspec location
+    return value
+
+
 def _check_posters_dir(value: str) -> str:
     if not value.strip():
         raise ValueError("must be a folder or an fsspec URL (s3://bucket/prefix)")
@@ -158,14 +167,7 @@ class StorageSettings(_Section):
     busy_timeout_s: float = Field(30.0, gt=0)
     batch_size: int = Field(500, ge=1, le=10_000)
 
-    @field_validator("posters_dir", mode="before")
-    @classmethod
-    def _posters_dir(cls, value: Any) -> Any:
-        if isinstance(value, os.PathLike):
-            return os.fspath(value)
-        if isinstance(value, str):
-            return _check_posters_dir(value)
-        return value
+    _posters_dir = field_validator("posters_dir", mode="before")(_location)
 
     @field_validator("storage_options")
     @classmethod
@@ -413,14 +415,7 @@ class BuildSettings(_Section):
     baseline: bool = True
     baseline_max_samples: int = Field(20_000, ge=100)
 
-    @field_validator("output_dir", mode="before")
-    @classmethod
-    def _output_dir(cls, value: Any) -> Any:
-        if isinstance(value, os.PathLike):
-            return os.fspath(value)
-        if isinstance(value, str):
-            return _check_posters_dir(value)  # the same rules as any fsspec location
-        return value
+    _output_dir = field_validator("output_dir", mode="before")(_location)
 
     @field_validator("name")
     @classmethod

@@ -252,23 +252,8 @@ def check_header(path: Path, expected: tuple[str, ...]) -> None:
 
 def iter_chunks(stream: BinaryIO, path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
     """Yield the rest of ``stream`` in chunks that each end at a line end (the last may not)."""
-    tail = b""
-    while True:
-        try:
-            data = stream.read(chunk_bytes)
-        except _READ_ERRORS as exc:
-            raise _read_error(path, exc) from None
-        if not data:
-            break
-        data = tail + data if tail else data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            tail = data
-            continue
-        tail = data[cut + 1 :]
-        yield data[: cut + 1]
-    if tail:
-        yield tail
+    for buf, end, _at in _line_buffers(stream, None, path, chunk_bytes):
+        yield buf[1:end]
 
 
 def _number(text: str, name: str, low: int, high: int) -> int:
@@ -404,15 +389,15 @@ def _prefetch(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
 
 
 def _line_buffers(
-    stream: BinaryIO, raw: BinaryIO, path: Path, chunk_bytes: int
+    stream: BinaryIO, raw: BinaryIO | None, path: Path, chunk_bytes: int
 ) -> Iterator[tuple[bytes, int, int]]:
     """The rest of ``stream`` as ``(buf, end, position in raw)``: ``buf[1:end]`` is whole lines.
 
-    ``buf[0]`` is a line feed (the end of the line before), so a pattern anchored on the
-    line end before a row finds the first row too; the last piece may end without one.
-    What :func:`iter_chunks` gives, with ``b"\\n"`` before it, but with one copy of the
-    data instead of three: the caller searches ``buf`` up to ``end`` (``pos``/``endpos``)
-    instead of slicing it.
+    The position is ``raw.tell()`` after the read (-1 without ``raw``). ``buf[0]`` is a
+    line feed (the end of the line before), so a pattern anchored on the line end before a
+    row finds the first row too; the last piece may end without one.
+    One copy of the data: the caller searches ``buf`` up to ``end`` (``pos``/``endpos``)
+    instead of slicing it (:func:`iter_chunks` slices).
     """
     tail = b"\n"
     while True:
@@ -428,9 +413,9 @@ def _line_buffers(
             tail = buf
             continue
         tail = buf[cut:]
-        yield buf, cut + 1, raw.tell()
+        yield buf, cut + 1, raw.tell() if raw is not None else -1
     if len(tail) > 1:
-        yield tail, len(tail), raw.tell()
+        yield tail, len(tail), raw.tell() if raw is not None else -1
 
 
 def _count_lines(buf: bytes, end: int) -> int:

@@ -120,12 +120,12 @@ class Crafted:
         }
         return settings_from_dict(data, base_dir=self.tmp_path)
 
-    def config_file(self, images: str = "reference") -> Path:
+    def config_file(self, images: str = "reference", output_dir: str | None = None) -> Path:
         """A config.toml for the command line, with the settings of :meth:`settings`.
 
         ``images`` defaults to ``reference``: the command-line tests edit and read
         ``data/<split>.parquet`` and are not about posters (``test_images`` passes
-        ``embed``).
+        ``embed``). ``output_dir`` (a folder or URL) defaults to ``out`` in ``tmp_path``.
         """
         path = self.tmp_path / "config.toml"
         path.write_text(textwrap.dedent(f"""
@@ -133,7 +133,7 @@ class Crafted:
             url = "{self.url}"
             posters_dir = "{self.posters_dir}"
             [build]
-            output_dir = "{self.tmp_path / 'out'}"
+            output_dir = "{output_dir or self.tmp_path / 'out'}"
             min_genre_count = 1
             images = "{images}"
         """))

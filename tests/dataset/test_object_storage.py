@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -60,17 +59,8 @@ def settings(crafted: Crafted, output_dir: str, **build: Any) -> Settings:
 
 
 def config(crafted: Crafted, output_dir: str, images: str = "embed") -> Path:
-    path = crafted.tmp_path / "config.toml"
-    path.write_text(textwrap.dedent(f"""
-        [storage]
-        url = "{crafted.url}"
-        posters_dir = "{crafted.posters_dir}"
-        [build]
-        output_dir = "{output_dir}"
-        min_genre_count = 1
-        images = "{images}"
-    """))
-    return path
+    """A config.toml with the version written to ``output_dir`` (a URL here)."""
+    return crafted.config_file(images, output_dir)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

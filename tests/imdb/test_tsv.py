@@ -314,7 +314,7 @@ def test_ratings_rows_out_of_range_or_malformed_are_counted_and_skipped(tmp_path
 
 @pytest.mark.parametrize("ending", [b"", b"\n", b"\n\n", b"\r\n"])
 @pytest.mark.parametrize("chunk_bytes", [1, 3, 16, 1 << 20])
-def test_line_buffers_hold_what_iter_chunks_gives(ending: bytes, chunk_bytes: int) -> None:
+def test_line_buffers_and_iter_chunks_give_whole_lines(ending: bytes, chunk_bytes: int) -> None:
     # The basics reader searches one buffer per chunk (a line feed, then whole lines) up
     # to `end`, and counts its lines with numpy: the same lines, counted the same way.
     import io
@@ -329,6 +329,9 @@ def test_line_buffers_hold_what_iter_chunks_gives(ending: bytes, chunk_bytes: in
     data = body + ending
     path = Path("title.basics.tsv")
     expected = list(tsv.iter_chunks(io.BytesIO(data), path, chunk_bytes))
+    # Every chunk but the last ends at a line end, and together they are the data.
+    assert b"".join(expected) == data
+    assert all(c.endswith(b"\n") and c for c in expected[:-1])
     raw = io.BytesIO(data)
     got = list(tsv._line_buffers(raw, raw, path, chunk_bytes))
     assert all(buf[:1] == b"\n" for buf, _end, _at in got)
