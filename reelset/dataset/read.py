@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import gc
 import importlib.util
 import json
 import logging
@@ -60,6 +59,7 @@ from reelset.dataset import read_child
 from reelset.dataset.portable import describe_database
 from reelset.dataset.read_child import NULL_MASK, from_wire
 from reelset.errors import StoreError, error_line
+from reelset.garbage import no_cyclic_gc
 from reelset.storage import Store, schema
 
 log = logging.getLogger(__name__)
@@ -382,13 +382,8 @@ def read_store_arrow(
     elif chosen == "sqlalchemy":
         # Millions of short-lived row tuples would trigger the cyclic GC over and over
         # (a third of the read time); nothing here makes reference cycles.
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with no_cyclic_gc():
             _read_sqlalchemy(store, tables, chunk_rows)
-        finally:
-            if was_enabled:
-                gc.enable()
     _narrow(tables)
     return tables
 

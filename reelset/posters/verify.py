@@ -33,7 +33,6 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from reelset.errors import ReelsetError, error_line
@@ -141,7 +140,10 @@ def _phash_hex(gray: Image.Image) -> str:
     per-call overheads (a second grey copy, ``numpy.asarray`` through
     ``__array_interface__``, a Python loop over 64 bits for the hex): same value, bit
     for bit (``tests/posters/test_verify.py`` compares them)."""
-    import scipy.fftpack  # imagehash imports it lazily too: verification only needs it
+    # Imported here, not with the module: a run that verifies in verifier processes never
+    # loads numpy, scipy (and their BLAS threads) in its main process.
+    import numpy
+    import scipy.fftpack
 
     small = gray.resize((_PHASH_SIDE, _PHASH_SIDE), Image.Resampling.LANCZOS)
     pixels = numpy.frombuffer(small.tobytes(), dtype=numpy.uint8).reshape(

@@ -67,6 +67,10 @@ def _answer(request: tuple[bytes, list[str], int]) -> tuple[bool, object]:
 def _serve(conns: list[Connection]) -> None:
     """A worker's loop: answer each request on any of its pipes until all are closed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # One poster at a time, single-threaded: numpy's and scipy's OpenBLAS would each start
+    # a thread per CPU at import that spins for a while (about 0.1 s of CPU each), for
+    # nothing, as verification makes no BLAS call. Read when they load, just below.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     warm_up_verification()
     live = list(conns)
     while live:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import struct
@@ -398,6 +399,41 @@ def test_verifier_processes_answer_many_threads_at_once(jpeg: bytes) -> None:
         assert len(pool.pids()) == 2 and os.getpid() not in pool.pids()
     finally:
         pool.close()
+
+
+def test_a_verifier_process_is_one_thread_and_its_parent_loads_no_numpy(
+    tmp_path: Path, jpeg: bytes
+) -> None:
+    """The decoding libraries live in the verifier only, without BLAS threads (numpy's
+    and scipy's OpenBLAS would start one per CPU there, spinning at start for nothing)."""
+    script = tmp_path / "pool.py"  # spawn needs a main module it can import again
+    script.write_text(
+        "import json, os, sys\n"
+        "from reelset.posters.verify_pool import VerifierPool\n"
+        "from reelset.posters.verify import verify_image\n"
+        "if __name__ == '__main__':\n"
+        "    data = open(sys.argv[1], 'rb').read()\n"
+        "    pool = VerifierPool(1)\n"
+        "    image = pool.verify(data, allowed_formats=['JPEG'], max_pixels=10**8)\n"
+        "    (pid,) = pool.pids()\n"
+        "    threads = len(os.listdir(f'/proc/{pid}/task'))\n"
+        "    numpy_here = 'numpy' in sys.modules\n"
+        "    pool.close()\n"
+        "    print(json.dumps([image.phash, threads, numpy_here]))\n"
+    )
+    data = tmp_path / "poster.jpg"
+    data.write_bytes(jpeg)
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(data)],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    phash, threads, numpy_here = json.loads(proc.stdout.splitlines()[-1])
+    assert threads == 1
+    assert numpy_here is False
+    expected = verify_image(data.read_bytes(), allowed_formats=["JPEG"], max_pixels=10**8)
+    assert phash == expected.phash
 
 
 def test_closing_the_pool_stops_its_workers_and_refuses_new_work(jpeg: bytes) -> None:
