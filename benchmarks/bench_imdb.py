@@ -255,9 +255,10 @@ def main() -> int:
     args = parser.parse_args()
 
     basics, ratings = ensure_files(args.rows)
+    load_before = os.getloadavg()[0]
     print(
         f"basics: {basics.stat().st_size / 1e6:,.0f} MB gz, "
-        f"ratings: {ratings.stat().st_size / 1e6:,.0f} MB gz",
+        f"ratings: {ratings.stat().st_size / 1e6:,.0f} MB gz; load average {load_before:.1f}",
         flush=True,
     )
     reelset = [sys.executable, "-m", "reelset.cli"]
@@ -341,7 +342,8 @@ def main() -> int:
             )
             verdict = ", ".join(verdicts)
     print(
-        f"store size after import: {db_size / 1e6:,.0f} MB; load average {os.getloadavg()[0]:.1f}"
+        f"store size after import: {db_size / 1e6:,.0f} MB; "
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     )
     print(
         f"targets: import and re-import medians <= {RATIO_TARGET}x pandas.read_csv "

@@ -18,19 +18,18 @@ the batch being written; the batches written are kept and a rerun converges.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 from reelset.console import progress
 from reelset.errors import UsageError
+from reelset.garbage import no_cyclic_gc
 from reelset.imdb.tsv import (
     BASICS_COLUMNS,
     RATINGS_COLUMNS,
@@ -44,7 +43,7 @@ from reelset.imdb.tsv import (
 from reelset.runs import IMDB_LOCK, recorded_run
 from reelset.storage import Store
 from reelset.storage.imdb import (
-    ImdbTitleBatch,
+    ImdbTitleColumns,
     ImdbUpsertResult,
     imdb_coverage,
     imdb_title_count,
@@ -158,35 +157,15 @@ def _nothing_in(stats: ParseStats, consequence: str, *, of: str = "") -> str:
     return f"{stats.file} has no usable {what} ({rows}, {bad}): {consequence}"
 
 
-def _titles(columns: BasicsColumns, ratings: Ratings | None) -> tuple[ImdbTitleBatch, int]:
+def _titles(columns: BasicsColumns, ratings: Ratings | None) -> tuple[ImdbTitleColumns, int]:
     """The batch's titles with their ratings (if a ratings file is read), and how many are rated."""
     numbers, ids, types, primary, original, adult, year, runtime, genres = columns
+    # Column by column: a first import writes them without a tuple per title.
+    heads: list[list[Any]] = [ids, types, primary, original, adult, year, runtime]
     if ratings is None:
-        # One plain tuple per title (an import makes a million of them), heads only.
-        heads = zip(ids, types, primary, original, adult, year, runtime, strict=True)
-        return ImdbTitleBatch(list(heads), genres), 0
+        return ImdbTitleColumns(heads, genres), 0
     rating, votes, rated = ratings.lookup_columns(numbers)
-    heads = zip(ids, types, primary, original, adult, year, runtime, rating, votes, strict=True)
-    return ImdbTitleBatch(list(heads), genres), rated
-
-
-@contextlib.contextmanager
-def no_cyclic_collection() -> Iterator[None]:
-    """No cyclic garbage collection inside the block; the collector is as before after it.
-
-    An import makes millions of short-lived containers (row tuples, column lists) and no
-    reference cycles: the collector went over them again and again, 2.0 s of CPU in a
-    full-size first import and 2.9 s in a re-import (measured with ``gc.callbacks``).
-    Reference counting still frees everything as before; cycles made meanwhile (none
-    were found after a full-size import) are collected afterwards.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+    return ImdbTitleColumns([*heads, rating, votes], genres), rated
 
 
 def import_tsv(
@@ -214,8 +193,10 @@ def import_tsv(
     source = {"basics_file": str(basics), "ratings_file": str(ratings) if ratings else "-"}
     report = ImportReport(source=source, title_types=list(title_types))
     params = {**source, "title_types": list(title_types), "batch_size": batch_size}
+    # Millions of short-lived containers and no cycles: the cyclic GC cost 2.0 s of CPU
+    # in a full-size first import and 2.9 s in a re-import (measured with gc.callbacks).
     with (
-        no_cyclic_collection(),
+        no_cyclic_gc(),
         recorded_run(store, RUN_COMMAND, params, locks=(IMDB_LOCK,)) as run,
     ):
         report.run_id = run.run_id

@@ -11,9 +11,9 @@ before any row is decoded or split: rows of other types cost almost nothing (and
 not checked). The kept rows of a chunk are parsed a whole column at a time when they are
 all plain (the usual case), else one by one (see :func:`iter_basics_columns`).
 
-``title.ratings`` (every row kept) is parsed a chunk at a time by ``pyarrow.csv`` (about
-3x fewer CPU seconds than a row loop) when every row of the chunk is plain, and row by
-row otherwise (see :func:`read_ratings`).
+``title.ratings`` (every row kept) is checked a chunk at a time by one regular expression
+and, when every row of the chunk is plain, parsed by numpy (several times fewer CPU
+seconds than a row loop), row by row otherwise (see :func:`read_ratings`).
 
 Kept rows with the wrong column count, a bad id, a bad or implausible
 number (see the limits below) are counted, sampled with their line numbers, and
@@ -33,7 +33,6 @@ import functools
 import gzip
 import queue
 import re
-import sys
 import threading
 import zlib
 from array import array
@@ -442,10 +441,11 @@ class BasicsColumns(NamedTuple):
 
 
 _ADULT: dict[str, bool | None] = {"0": False, "1": True, NULL: None}
-# Whole columns (each value followed by "\n") in the shapes whose checks cannot fail.
+# A whole column of ids (each followed by "\n"), and a year or a runtime, in the shapes
+# whose checks cannot fail.
 _CLEAN_IDS = re.compile(rf"(?:tt[0-9]{{1,{MAX_ID_DIGITS}}}\n)*")
-_CLEAN_YEARS = re.compile(r"(?:(?:1[89][0-9][0-9]|2[01][0-9][0-9]|2200|\\N)\n)*")
-_CLEAN_RUNTIMES = re.compile(r"(?:(?:[0-9]{1,6}|\\N)\n)*")  # below MAX_RUNTIME_MINUTES
+_CLEAN_YEAR = re.compile(r"1[89][0-9][0-9]|2[01][0-9][0-9]|2200|\\N")
+_CLEAN_RUNTIME = re.compile(r"[0-9]{1,6}|\\N")  # below MAX_RUNTIME_MINUTES
 assert MIN_YEAR == 1800 and MAX_YEAR == 2200 and MAX_RUNTIME_MINUTES >= 999_999
 
 
@@ -471,7 +471,7 @@ def _clean_columns(lines: list[bytes]) -> BasicsColumns | None:
     """
     if set(map(bytes.count, lines, repeat(b"\t"))) != {8}:
         return None  # a row without exactly 9 columns
-    joined = b"\n".join(lines)
+    joined = b"\t".join(lines)  # no row holds a tab more: field i of row r is 9 * r + i
     if len(joined.translate(None, _C0_DEL)) != len(joined):
         return None  # control characters (a CR ending a row included)
     if 0xC2 in joined and _C1.search(joined):
@@ -480,23 +480,23 @@ def _clean_columns(lines: list[bytes]) -> BasicsColumns | None:
         text = joined.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    # Every row has 9 fields, so field i of row r is flat[9 * r + i].
-    flat = text.replace("\n", "\t").split("\t")
+    flat = text.split("\t")
     tconst, types, primary, original, adult, year, _end, runtime, genres = (
         flat[i::9] for i in range(9)
     )
+    # Years, runtimes and genre lists repeat: each distinct value is checked and converted once.
+    distinct_years, distinct_runtimes = set(year), set(runtime)
     if not (
         _column(tconst, _CLEAN_IDS)
         and all(0 < len(name) <= MAX_NAME_CHARS for name in set(types))
         and set(adult) <= _ADULT.keys()
-        and _column(year, _CLEAN_YEARS)
-        and _column(runtime, _CLEAN_RUNTIMES)
+        and all(map(_CLEAN_YEAR.fullmatch, distinct_years))
+        and all(map(_CLEAN_RUNTIME.fullmatch, distinct_runtimes))
         and max(map(len, genres)) <= MAX_NAME_CHARS  # then no one genre is too long
     ):
         return None
-    # Years, runtimes and genre lists repeat: each distinct value is converted once.
-    years = {x: None if x == NULL else int(x) for x in set(year)}
-    runtimes = {x: None if x == NULL else int(x) for x in set(runtime)}
+    years = {x: None if x == NULL else int(x) for x in distinct_years}
+    runtimes = {x: None if x == NULL else int(x) for x in distinct_runtimes}
     return BasicsColumns(
         [int(t[2:]) for t in tconst],
         tconst,
@@ -529,8 +529,10 @@ def iter_basics_columns(
     wanted = b"|".join(re.escape(t.encode("utf-8")) for t in title_types)
     # A row whose second field is one of the wanted types: the others are never decoded.
     # Anchored on the line end before the row (each chunk gets one prepended), which the
-    # regex engine finds much faster than a MULTILINE "^".
-    pattern = re.compile(rb"\n([^\t\n]*\t(?:" + wanted + rb")\t[^\n]*)")
+    # regex engine finds much faster than a MULTILINE "^". Possessive: the first field
+    # never gives back a byte (the tab after it cannot be one of them), saving the
+    # engine its retries on the ~90% of rows of other types.
+    pattern = re.compile(rb"\n([^\t\n]*+\t(?:" + wanted + rb")\t[^\n]*+)")
     with open_dataset(path) as (stream, raw):
         read_header(stream, path, BASICS_COLUMNS)
         line_number = 1  # the header
@@ -610,14 +612,14 @@ class Ratings:
         wanted = np.asarray(numbers, dtype=np.int64)
         pos = np.minimum(np.searchsorted(self.numbers, wanted), len(self.numbers) - 1)
         found = self.numbers[pos] == wanted
-        hits = found.tolist()
-        ratings = self.ratings[pos].tolist()
-        votes = self.votes[pos].tolist()
-        return (
-            [r if hit else None for r, hit in zip(ratings, hits, strict=True)],
-            [v if hit else None for v, hit in zip(votes, hits, strict=True)],
-            int(found.sum()),
-        )
+        # None everywhere, then the Python floats and ints of the titles found: no
+        # Python loop over the titles.
+        ratings = np.full(len(numbers), None, dtype=object)
+        votes = np.full(len(numbers), None, dtype=object)
+        at = pos[found]
+        ratings[found] = self.ratings[at].tolist()
+        votes[found] = self.votes[at].tolist()
+        return ratings.tolist(), votes.tolist(), int(found.sum())
 
     def lookup(self, numbers: list[int]) -> list[tuple[float, int] | None]:
         """The ``(average_rating, num_votes)`` of each title number, or ``None``."""
@@ -664,62 +666,70 @@ def _parse_rating(line: bytes) -> tuple[int, float, int]:
     return int(digits), rating, int(votes_text)
 
 
-_RATINGS_PATTERNS = {
-    # What _parse_rating accepts, column by column (RE2 syntax, whole values).
-    "tconst": rf"^tt[0-9]{{1,{MAX_ID_DIGITS}}}$",
-    "averageRating": r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$",
-    "numVotes": rf"^[0-9]{{1,{_INT_DIGITS}}}$",
-}
+# What _parse_rating accepts, a whole chunk at a time (each row but the last ends with a
+# line feed). Possessive quantifiers: no piece can give back a byte the next one takes,
+# so they match the same rows as plain ones, without backtracking.
+_RATING_ROW = rb"tt[0-9]{1,%d}+\t(?:[0-9]++(?:\.[0-9]*+)?+|\.[0-9]++)\t[0-9]{1,%d}+" % (
+    MAX_ID_DIGITS,
+    _INT_DIGITS,
+)
+_PLAIN_RATINGS = re.compile(rb"(?:" + _RATING_ROW + rb"\n)*+(?:" + _RATING_ROW + rb")?")
+_EXACT_DIGITS = 15
+"""A rating of at most this many digits is ``digits / 10**decimals``, both exact doubles."""
+_POWERS = np.array([float(10**k) for k in range(_EXACT_DIGITS + 1)])
+
+
+def _digits_values(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The whole numbers written in ``data[starts[i]:ends[i]]`` (ASCII digits, at most 18)."""
+    values = np.zeros(len(starts), dtype=np.int64)
+    lengths = ends - starts
+    scale = 1
+    for place in range(int(lengths.max(initial=0))):  # the units, then the tens, ...
+        has = lengths > place
+        digits = data[np.where(has, ends - 1 - place, 0)].astype(np.int64) - 0x30
+        values += np.where(has, digits, 0) * scale
+        scale *= 10
+    return values
 
 
 def _plain_ratings(chunk: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """A chunk of ``title.ratings`` rows parsed by ``pyarrow.csv``, or ``None``.
+    """A chunk of ``title.ratings`` rows parsed with numpy, or ``None``.
 
     The fast path of :func:`read_ratings`: ``None`` unless every row of the chunk is one
     that :func:`_parse_rating` accepts, and then the same values. (The row parser then
-    reads the chunk, finding each bad row's line number.)
+    reads the chunk, finding each bad row's line number.) No pyarrow: it would hold on to
+    100-150 MiB for the rest of the import.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.csv as pacsv
-
-    if b"\r" in chunk or chunk.startswith(_BOM):
-        return None  # to pyarrow a line end and a byte order mark, to the row parser not
-    lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-    text = pa.string()
-    try:
-        table = pacsv.read_csv(
-            pa.py_buffer(chunk),
-            read_options=pacsv.ReadOptions(column_names=list(RATINGS_COLUMNS), use_threads=False),
-            parse_options=pacsv.ParseOptions(
-                delimiter="\t",
-                quote_char=False,
-                double_quote=False,
-                escape_char=False,
-                newlines_in_values=False,
-                ignore_empty_lines=False,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(RATINGS_COLUMNS, text),
-                null_values=[],
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None  # a wrong column count, bad UTF-8
-    if table.num_rows != lines:
-        return None
-    for name, pattern in _RATINGS_PATTERNS.items():
-        column = table.column(name)
-        if column.null_count or not pc.all(pc.match_substring_regex(column, pattern)).as_py():
-            return None
-    numbers = pc.cast(pc.utf8_slice_codeunits(table.column("tconst"), 2), pa.int64())
-    ratings = pc.cast(table.column("averageRating"), pa.float64()).to_numpy()
-    votes = pc.cast(table.column("numVotes"), pa.int64()).to_numpy()
+    if not chunk or _PLAIN_RATINGS.fullmatch(chunk) is None:
+        return None  # an unusual row: a CR, a byte order mark, a sign, too many digits ...
+    data = np.frombuffer(chunk if chunk.endswith(b"\n") else chunk + b"\n", dtype=np.uint8)
+    ends = np.flatnonzero(data == 0x0A)  # each row "tt<digits>\t<rating>\t<votes>\n"
+    tabs = np.flatnonzero(data == 0x09).reshape(-1, 2)
+    starts = np.empty_like(ends)
+    starts[0], starts[1:] = 0, ends[:-1] + 1
+    numbers = _digits_values(data, starts + 2, tabs[:, 0])
+    votes = _digits_values(data, tabs[:, 1] + 1, ends)
+    # A rating: digits with at most one "." among them. Its digits as one whole number
+    # divided by 10**(digits after the "."): both exact as doubles, so the division's one
+    # rounding gives the correctly rounded value, as float() does. Longer ones: float().
+    begins, stops = tabs[:, 0] + 1, tabs[:, 1]
+    dots = np.flatnonzero(data == 0x2E)  # only in ratings, at most one a row
+    dot_at = stops.copy()
+    dot_at[np.searchsorted(ends, dots)] = dots
+    has_dot = dot_at < stops
+    long = stops - begins - has_dot > _EXACT_DIGITS
+    if long.any():  # left empty here (0.0), read by float() below
+        begins, dot_at, stops = (np.where(long, stops, x) for x in (begins, dot_at, stops))
+        has_dot &= ~long
+    decimals = np.where(has_dot, stops - dot_at - 1, 0)
+    whole = _digits_values(data, begins, dot_at)
+    fraction = _digits_values(data, np.where(has_dot, dot_at + 1, stops), stops)
+    ratings = (whole * _POWERS[decimals].astype(np.int64) + fraction) / _POWERS[decimals]
+    for row in np.flatnonzero(long).tolist():
+        ratings[row] = float(chunk[tabs[row, 0] + 1 : tabs[row, 1]])
     if not (ratings <= MAX_RATING).all() or not (votes <= MAX_VOTES).all():
         return None
-    return numbers.to_numpy(), ratings, votes
+    return numbers, ratings, votes
 
 
 def read_ratings(
@@ -733,7 +743,7 @@ def read_ratings(
 
     Malformed rows (see :func:`_parse_rating`) are recorded in ``stats`` and left out:
     their titles are absent from the result, like titles the file does not list. Chunks
-    whose rows are all plain are parsed by ``pyarrow.csv`` (see :func:`_plain_ratings`),
+    whose rows are all plain are parsed by numpy (see :func:`_plain_ratings`),
     the others row by row.
     """
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -753,8 +763,6 @@ def read_ratings(
                 now = raw.tell()
                 on_bytes(now - position)
                 position = now
-    if "pyarrow" in sys.modules:  # give back what pyarrow's allocator keeps for reuse
-        sys.modules["pyarrow"].default_memory_pool().release_unused()
     if not parts:
         parts.append(_ratings_arrays(array("q"), array("d"), array("q")))
     numbers, ratings, votes = (np.concatenate(column) for column in zip(*parts, strict=True))

@@ -38,6 +38,7 @@ TAKEN = [
     b"tt0000003\tmovie\t\"Quoted\t'x'\t0\t2000\t\\N\t080\t,Drama,,Crime,",
     b"tt0000004\tmovie\t\xe6\x9d\xb1\xe4\xba\xac \xc3\xa9\tX\t0\t2199\t\\N\t5\tDrama,Drama",
     b"tt0000005\tmovie\tback\\slash\tX\t0\t1874\t\\N\t5\tG,H",
+    b"tt0000029\tmovie\tA\tX\t0\t\\N\t\\N\t000000\tDrama",
 ]
 
 # Rows the column path must leave to the row parser (malformed, cleaned, or valid but
@@ -63,6 +64,13 @@ LEFT = [
     b"tt0000020\tmovie\tA\tX\t0\t1999\t\\N\t-5\tDrama",
     b"tt0000021\tmovie\tA\tX\t0\t1999\t\\N\t5\tDrama," + b"X" * (MAX_NAME_CHARS + 1),
     b"tt0000022\tmovie\tA\tX\t0\t1999\t\\N\t5\tDrama," + b"X" * 20 + b"," + b"Y" * 20,  # valid
+    # Years and runtimes are checked once per distinct value: each odd one alone.
+    b"tt0000023\tmovie\tA\tX\t0\t\t\\N\t5\tDrama",
+    b"tt0000024\tmovie\tA\tX\t0\t1999\t\\N\t\tDrama",
+    b"tt0000025\tmovie\tA\tX\t0\t\\N\\N\t\\N\t5\tDrama",
+    b"tt0000026\tmovie\tA\tX\t0\t1999\t\\N\t\xd9\xa5\tDrama",  # an Arabic-Indic 5
+    b"tt0000027\tmovie\tA\tX\t0\t1999 \t\\N\t5\tDrama",
+    b"tt0000028\tmovie\tA\tX\t0\t1999\t\\N\t0000000\tDrama",  # valid: 7 digits
 ]
 
 

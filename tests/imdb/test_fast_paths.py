@@ -1,6 +1,6 @@
 """The import's fast paths give what the reference row parsers give, row for row.
 
-``title.ratings`` chunks are parsed by ``pyarrow.csv`` when every row is plain, else row
+``title.ratings`` chunks are parsed by numpy when every row is plain, else row
 by row; a re-import on SQLite compares a title's genres as the JSON array SQLite makes.
 Each is checked against the plain row parser (or the generic comparison) on IMDb's real
 sample files and on adversarial lines: same values, same malformed rows with the same
@@ -54,14 +54,19 @@ TAKEN = [
     b"tt0000004\t007.50\t000123",
     b"tt0000005\t10.000\t" + b"0" * 18,
     b"tt0000006\t3.14159265358979323846\t7",
+    b"tt0000034\t1.23456789012345\t7",  # 15 digits: the last ones a division gets exact
+    b"tt0000035\t1.234567890123456\t7",  # 16 digits: read by float()
+    b"tt0000036\t10.0000000000000001\t7",  # float() makes it 10.0: in range
+    b"tt0000037\t0.30000000000000004\t7",
+    b"tt0000038\t" + b"0" * 40 + b"9.5\t7",
 ]
 
-# Rows the row parser refuses, or reads differently from pyarrow: the chunk is left to it.
+# Rows the row parser refuses, or that the fast path leaves to it (CR, byte order mark).
 LEFT = [
     b"",  # an empty line
-    b"tt0000007\t5.0\t1\r",  # CRLF: valid to the row parser, a line end to pyarrow
+    b"tt0000007\t5.0\t1\r",  # CRLF: valid to the row parser, left to it
     b"tt0000008\t5.0\r1",
-    b"\xef\xbb\xbftt0000009\t5.0\t1",  # a byte order mark: pyarrow would drop it
+    b"\xef\xbb\xbftt0000009\t5.0\t1",  # a byte order mark: malformed
     b"tt0000010\t5.0",
     b"tt0000011\t5.0\t1\t",
     b"tt0000012\t5.0\t1\t9",
@@ -89,6 +94,8 @@ LEFT = [
     b"tt0000031\t5.0\x00\t1",
     b'"tt0000032"\t5.0\t1',
     b"tt0000033\t\\N\t1",
+    b"tt0000039\t10.000000000001\t1",  # 15 digits, just over 10
+    b"tt0000040\t10.00000000000001\t1",  # 16 digits, just over 10 (float() keeps it)
 ]
 
 
@@ -123,13 +130,47 @@ def test_unusual_ratings_leave_the_chunk_to_the_row_parser(line: bytes) -> None:
 
 @pytest.mark.parametrize("line", LEFT)
 def test_unusual_ratings_first_in_a_chunk_leave_it_to_the_row_parser(line: bytes) -> None:
-    # pyarrow drops a byte order mark at the start of what it reads: here it must not.
+    # A byte order mark at the start of a chunk is part of a malformed row, never skipped.
     assert fast_path([line, PLAIN]) is None
+
+
+def test_an_empty_last_line_leaves_the_chunk_to_the_row_parser() -> None:
+    assert tsv._plain_ratings(PLAIN + b"\n\n") is None
 
 
 def test_a_last_line_without_a_line_end_takes_the_fast_path() -> None:
     got = tsv._plain_ratings(PLAIN + b"\n" + b"tt2\t1.5\t3")
     assert got is not None and [a.tolist() for a in got] == [[1, 2], [5.7, 1.5], [2150, 3]]
+
+
+def random_rating(rng: random.Random) -> str:
+    """A rating the row parser reads: leading zeros, few or many decimals, "5.", ".5", > 10."""
+    whole = "0" * rng.choice([0, 0, 0, 1, 3]) + (
+        str(rng.randint(0, 11)) if rng.random() < 0.9 else ""
+    )
+    decimals = "".join(rng.choices("0123456789", k=rng.choice([0, 1, 1, 2, 5, 13, 14, 15, 17])))
+    dot = "." if decimals or not whole or rng.random() < 0.2 else ""
+    return whole + dot + (decimals or ("" if whole else "5"))
+
+
+def test_random_plain_ratings_parse_as_the_row_parser_parses_them() -> None:
+    rng = random.Random(14)
+    taken = 0
+    for _ in range(300):
+        lines = [
+            "tt{:0{}d}\t{}\t{}{}".format(
+                rng.choice([1, rng.randint(1, 10**8), 10**MAX_ID_DIGITS - 1]),
+                rng.randint(1, 9),
+                random_rating(rng),
+                "0" * rng.choice([0, 0, 2]),
+                rng.choice([0, rng.randint(0, 10**6), MAX_VOTES]),
+            ).encode()
+            for _ in range(rng.randint(1, 8))
+        ]
+        got = fast_path(lines)
+        assert got == row_parser(lines), lines  # a rating over 10: both None
+        taken += got is not None
+    assert 100 < taken < 300
 
 
 def read_both(path: Path, **kw: int) -> tuple[tsv.Ratings, ParseStats, tsv.Ratings, ParseStats]:
@@ -276,3 +317,19 @@ def test_reupserting_titles_finds_their_genre_sets_unchanged(store: Store) -> No
     got = stamps(store)
     assert {i for i, at in got.items() if at == T1} == set(changed)
     assert genre_rows(store) == sorted({(t.imdb_id, genre) for t in third for genre in t.genres})
+
+
+@pytest.mark.parametrize("wanted", [[], [5], [1], [1, 2, 3, 4, 5, 6], [3, 3, 0, 7, 10**15]])
+def test_ratings_looked_up_by_column_are_those_looked_up_by_title(wanted: list[int]) -> None:
+    table = tsv.Ratings(
+        np.array([1, 3, 5], dtype=np.int64),
+        np.array([7.5, 10.0, 0.0], dtype=np.float64),
+        np.array([100, 0, 2**31 - 1], dtype=np.int64),
+    )
+    ratings, votes, found = table.lookup_columns(wanted)
+    expected = table.lookup(wanted)
+    assert list(zip(ratings, votes, strict=True)) == [e or (None, None) for e in expected]
+    assert found == sum(e is not None for e in expected)
+    assert {type(x) for x in ratings} <= {float, type(None)}
+    assert {type(x) for x in votes} <= {int, type(None)}
+    assert type(ratings) is list and type(votes) is list

@@ -1,13 +1,19 @@
-"""``upsert_imdb_titles``: an unrated title keeps its stored rating; idempotent stamps."""
+"""``upsert_imdb_titles``: an unrated title keeps its stored rating; idempotent stamps.
+
+Titles handed over column by column (a bulk import's batches) store what the same titles
+handed over one by one store.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from reelset.storage import Store
+from reelset.storage import Store, imdb
 from reelset.storage import schema as s
 from reelset.storage.imdb import ImdbTitle, upsert_imdb_titles
 
@@ -80,3 +86,110 @@ def test_batches_of_any_size_store_every_title_and_genre_once(store: Store, coun
     assert adult["tt0"] is True and (count == 1 or adult["tt1"] is False)
     again = upsert_imdb_titles(store, titles, now=T1)
     assert (again.new, again.updated, again.unchanged) == (0, 0, count)
+
+
+def everything(store: Store) -> tuple[list[tuple], list[tuple]]:
+    """Every stored IMDb title (all columns) and genre row, sorted."""
+    t, g = s.imdb_titles, s.imdb_title_genres
+    with store.read() as conn:
+        titles = sorted(tuple(r) for r in conn.execute(select(t)))
+        genres = sorted(tuple(r) for r in conn.execute(select(g)))
+    return titles, genres
+
+
+COLUMN_TITLES = [
+    ImdbTitle("tt10", "movie", "A", "A", False, 1999, 90, 7.5, 100, ("Drama", "Comedy")),
+    ImdbTitle("tt9", "tvMovie", None, None, None, None, None, None, None, ()),
+    ImdbTitle("tt11", "movie", "Café 東京", "O'Brien", True, 2200, 0, 10.0, 0, ("Drama",) * 3),
+    ImdbTitle("tt12", "movie", "B", "B", False, 1800, 1_000_000, None, None, ("Z", "A", "M")),
+]
+
+
+def as_columns(titles: list[ImdbTitle], *, with_ratings: bool) -> imdb.ImdbTitleColumns:
+    names = ("imdb_id", *imdb._TITLE_FIELDS, *(imdb._RATING_FIELDS if with_ratings else ()))
+    return imdb.ImdbTitleColumns(
+        [[getattr(title, name) for title in titles] for name in names],
+        [title.genres for title in titles],
+    )
+
+
+@pytest.mark.parametrize("with_ratings", [True, False])
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_columns_of_new_titles_store_what_the_titles_one_by_one_store(
+    store: Store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    with_ratings: bool,
+    duplicate: bool,
+) -> None:
+    titles = list(COLUMN_TITLES)
+    if duplicate:  # the last of an id wins: not the column-wise insert
+        titles.append(ImdbTitle("tt9", "movie", "later", genres=("Horror",)))
+    reference = Store(f"sqlite:///{tmp_path / 'reference.db'}")
+    try:
+        reference.upgrade()
+        expected = upsert_imdb_titles(reference, titles, with_ratings=with_ratings, now=T0)
+        stored = everything(reference)
+    finally:
+        reference.close()
+    taken: list[int] = []
+    column_wise = imdb._insert_new_sqlite
+    monkeypatch.setattr(imdb, "_insert_new_sqlite", lambda *a: taken.append(1) or column_wise(*a))
+    batch = as_columns(titles, with_ratings=with_ratings)
+    got = upsert_imdb_titles(store, batch, with_ratings=with_ratings, now=T0, all_new=True)
+    assert got == expected and everything(store) == stored
+    assert len(taken) == (store.dialect == "sqlite" and not duplicate)
+    # Stored now: the same columns again are compared title by title, and unchanged.
+    again = upsert_imdb_titles(store, batch, with_ratings=with_ratings, now=T1)
+    assert (again.new, again.updated, again.unchanged) == (0, 0, len(stored[0]))
+    assert everything(store) == stored and len(taken) == (
+        store.dialect == "sqlite" and not duplicate
+    )
+
+
+def test_columns_as_wide_as_with_ratings_says(store: Store) -> None:
+    narrow = as_columns(COLUMN_TITLES, with_ratings=False)
+    with pytest.raises(ValueError, match="columns"):
+        upsert_imdb_titles(store, narrow, with_ratings=True, all_new=True)
+    empty = imdb.ImdbTitleColumns([[] for _ in narrow.columns], [])
+    assert upsert_imdb_titles(store, empty, with_ratings=False, all_new=True).new == 0
+    assert everything(store) == ([], [])
+
+
+CHANGES = [
+    {},  # nothing: every title unchanged, seen column by column
+    {"title_type": "tvMovie"},
+    {"primary_title": "A2"},
+    {"original_title": None},
+    {"is_adult": True},
+    {"start_year": 2000},
+    {"runtime_minutes": None},
+    {"average_rating": 7.6},
+    {"num_votes": 101},
+    {"average_rating": None, "num_votes": None},  # unrated now: keeps the stored rating
+    {"genres": ("Comedy", "Drama", "Drama")},  # the same set in another order: unchanged
+    {"genres": ("Drama",)},
+]
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_stored_columns_are_compared_as_title_by_title(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: dict
+) -> None:
+    later = [replace(COLUMN_TITLES[0], **change), *COLUMN_TITLES[1:]]
+    reference = Store(f"sqlite:///{tmp_path / 'reference.db'}")
+    try:
+        reference.upgrade()
+        upsert_imdb_titles(reference, COLUMN_TITLES, now=T0)
+        expected = upsert_imdb_titles(reference, later, now=T1)
+        stored = everything(reference)
+    finally:
+        reference.close()
+    seen: list[bool] = []
+    check = imdb._all_unchanged
+    monkeypatch.setattr(imdb, "_all_unchanged", lambda *a: seen.append(check(*a)) or seen[-1])
+    upsert_imdb_titles(store, as_columns(COLUMN_TITLES, with_ratings=True), now=T0, all_new=True)
+    got = upsert_imdb_titles(store, as_columns(later, with_ratings=True), now=T1)
+    assert got == expected and everything(store) == stored
+    if store.dialect == "sqlite":  # only a batch of equal values passes the column check
+        assert seen == [change in ({}, {"genres": ("Comedy", "Drama", "Drama")})]
