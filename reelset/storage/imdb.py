@@ -339,6 +339,11 @@ def _insert_new_sqlite(
     # a full-size import). So a bool goes as 0 or 1 (what SQLite stores for it) and a
     # None among numbers as -1, which the statement turns into NULL.
     numeric = [name for name in columns if name in _NUMERIC_FIELDS]
+    for name, column in zip(columns, batch.columns, strict=True):
+        # A real -1 would be stored as NULL: refused (never from IMDb's files, whose
+        # numbers the parser only takes as digits).
+        if name in _NUMERIC_FIELDS and _NULL_NUMBER in column:
+            raise ValueError(f"{name} {_NULL_NUMBER} in an ImdbTitleColumns: not a valid value")
     flat = _interleaved(
         [
             list(map((_FLAG_PARAMS if name == "is_adult" else _NUMBER_PARAMS).get, column, column))

@@ -156,6 +156,18 @@ def test_columns_as_wide_as_with_ratings_says(store: Store) -> None:
     assert everything(store) == ([], [])
 
 
+@pytest.mark.parametrize("field", ["start_year", "runtime_minutes", "num_votes", "average_rating"])
+def test_columns_refuse_the_number_that_stands_for_null(store: Store, field: str) -> None:
+    titles = [replace(COLUMN_TITLES[0], **{field: -1})]
+    batch = as_columns(titles, with_ratings=True)
+    if store.dialect != "sqlite":  # title by title there: stored as given
+        upsert_imdb_titles(store, batch, with_ratings=True, all_new=True)
+        return
+    with pytest.raises(ValueError, match=field):
+        upsert_imdb_titles(store, batch, with_ratings=True, all_new=True)
+    assert everything(store) == ([], [])
+
+
 CHANGES = [
     {},  # nothing: every title unchanged, seen column by column
     {"title_type": "tvMovie"},
