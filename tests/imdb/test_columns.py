@@ -27,6 +27,8 @@ from reelset.imdb.tsv import (
     parse_basics_line,
 )
 
+from .odd_rows import BAD_IDS, with_odd_rows
+
 PLAIN = b"tt0000001\tmovie\tA title\tAnother\t0\t1999\t\\N\t90\tDrama,Comedy"
 
 # Valid rows at every edge the column checks draw: the column path must take them.
@@ -50,10 +52,7 @@ LEFT = [
     b"tt0000009\tmovie\tLatin-1 \xe9\tX\t0\t1999\t\\N\t5\tDrama",
     b"tt0000010\tmovie\tTab\tin\ttitle\t0\t1999\t\\N\t5\tDrama",
     b"tt0000011\tmovie\tShort\tX\t0\t1999\t\\N\t5",
-    b"xx0000012\tmovie\tA\tX\t0\t1999\t\\N\t5\tDrama",
-    b"tt\tmovie\tA\tX\t0\t1999\t\\N\t5\tDrama",
-    b"tt" + b"1" * (MAX_ID_DIGITS + 1) + b"\tmovie\tA\tX\t0\t1999\t\\N\t5\tDrama",
-    b"tt\xd9\xa1\tmovie\tA\tX\t0\t1999\t\\N\t5\tDrama",  # an Arabic-Indic digit
+    *[bad + b"\tmovie\tA\tX\t0\t1999\t\\N\t5\tDrama" for bad in BAD_IDS],
     b"tt0000013\tmovie\tA\tX\t2\t1999\t\\N\t5\tDrama",
     b"tt0000014\tmovie\tA\tX\t0\t1799\t\\N\t5\tDrama",
     b"tt0000015\tmovie\tA\tX\t0\t2201\t\\N\t5\tDrama",
@@ -108,20 +107,18 @@ def test_unusual_rows_leave_the_chunk_to_the_row_parser(line: bytes) -> None:
 def basics_bytes(seed: int) -> bytes:
     """A title.basics of plain rows with every unusual row of ``LEFT`` among them."""
     rng = random.Random(seed)
-    lines = [b"\t".join(c.encode() for c in BASICS_COLUMNS)]
-    left = iter(LEFT + TAKEN)
-    for number in range(1, 4000):
-        if number % 97 == 0:
-            lines.append(next(left, PLAIN))
+
+    def row(number: int) -> bytes:
         kind = rng.choice([b"movie", b"tvMovie", b"tvEpisode", b"short"])
         year = rng.choice([b"\\N", str(rng.randint(1874, 2030)).encode()])
         title = rng.choice(["Night", "Café", "東京", '"x"']).encode()
         genres = rng.choice([b"\\N", b"Drama", b"Comedy,Romance", b""])
-        lines.append(
-            b"\t".join(
-                [f"tt{number:07d}".encode(), kind, title, title, b"0", year, b"\\N", b"9", genres]
-            )
-        )
+        fields = [f"tt{number:07d}".encode(), kind, title, title, b"0", year, b"\\N", b"9"]
+        return b"\t".join([*fields, genres])
+
+    lines = with_odd_rows(
+        BASICS_COLUMNS, map(row, range(1, 4000)), LEFT + TAKEN, every=97, plain=PLAIN
+    )
     return b"\n".join(lines) + b"\n"
 
 

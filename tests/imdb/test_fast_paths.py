@@ -33,6 +33,7 @@ from reelset.storage import Store
 from reelset.storage import schema as s
 from reelset.storage.imdb import ImdbTitle, upsert_imdb_titles
 
+from .odd_rows import BAD_IDS, with_odd_rows
 from .test_reference import reference_import, stored
 
 SAMPLES = Path(os.environ.get("REELSET_IMDB_SAMPLES", "/work/shared/data/imdb"))
@@ -70,10 +71,7 @@ LEFT = [
     b"tt0000010\t5.0",
     b"tt0000011\t5.0\t1\t",
     b"tt0000012\t5.0\t1\t9",
-    b"xx0000013\t5.0\t1",
-    b"tt\t5.0\t1",
-    b"tt" + b"1" * (MAX_ID_DIGITS + 1) + b"\t5.0\t1",
-    b"tt\xd9\xa1\t5.0\t1",  # an Arabic-Indic digit
+    *[bad + b"\t5.0\t1" for bad in BAD_IDS],
     b"tt0000014\t10.1\t1",
     b"tt0000015\t-1\t1",
     b"tt0000016\t+1\t1",
@@ -213,14 +211,11 @@ def test_chunks_of_mixed_rows_give_the_row_parsers_values_and_line_numbers(
     tmp_path: Path, chunk_bytes: int
 ) -> None:
     rng = random.Random(chunk_bytes)
-    lines = [b"\t".join(c.encode() for c in RATINGS_COLUMNS)]
-    odd = iter(LEFT + TAKEN)
-    for number in range(1, 3000):
-        if number % 83 == 0:
-            lines.append(next(odd, PLAIN))
-        lines.append(
-            f"tt{number * 3:07d}\t{rng.randint(0, 100) / 10}\t{rng.randint(0, 9999)}".encode()
-        )
+    rows = (
+        f"tt{number * 3:07d}\t{rng.randint(0, 100) / 10}\t{rng.randint(0, 9999)}".encode()
+        for number in range(1, 3000)
+    )
+    lines = with_odd_rows(RATINGS_COLUMNS, rows, LEFT + TAKEN, every=83, plain=PLAIN)
     path = tmp_path / "title.ratings.tsv"
     path.write_bytes(b"\n".join(lines))  # the last line without a line end
     fast, fast_stats, reference, ref_stats = read_both(path, chunk_bytes=chunk_bytes)
