@@ -21,6 +21,8 @@ import json
 import keyword
 import logging
 import re
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,6 +115,29 @@ def _current_revision(conn: Connection) -> str | None:
     return versions[0] if versions else None
 
 
+
+def _use_wal(cursor: sqlite3.Cursor, timeout_s: float) -> None:
+    """Put the SQLite database in WAL mode (it stays so: the mode is kept in the file).
+
+    Switching a new database needs an exclusive lock, and when two processes switch it at
+    the same moment SQLite answers one of them "database is locked" at once, without
+    waiting for its busy timeout (two cron jobs starting on a fresh store did). So the
+    switch is tried again until the busy timeout has passed; a database already in WAL
+    mode is left as it is, without asking for that lock at all.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = 0.005
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
 class Store:
     """A reelset store on SQLite or PostgreSQL.
 
@@ -172,7 +197,7 @@ class Store:
                 dbapi_connection.isolation_level = None
                 cursor = dbapi_connection.cursor()
                 cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _use_wal(cursor, busy_timeout_s)
                 cursor.execute("PRAGMA foreign_keys = ON")
                 cursor.execute("PRAGMA synchronous = NORMAL")
                 # 64 MiB page cache: batch upserts touch several indexes per row.

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -329,6 +330,38 @@ def test_two_processes_write_one_sqlite_store(sqlite_url: str) -> None:
     with Store(sqlite_url) as s, s.read() as conn:
         assert conn.execute(text("SELECT count(*) FROM movies")).scalar() == 4300
         assert conn.execute(text("SELECT count(*) FROM movie_genres")).scalar() == 4300
+
+
+def _connect_when_all_are_ready(
+    store: Store, start: threading.Barrier, errors: list[BaseException]
+) -> None:
+    start.wait()
+    try:
+        with store.engine.connect() as conn:
+            assert str(conn.exec_driver_sql("PRAGMA journal_mode").scalar_one()).lower() == "wal"
+    except BaseException as exc:  # collected: a thread's failure fails the test
+        errors.append(exc)
+
+
+def test_connections_to_a_new_sqlite_file_at_once_all_switch_it_to_wal(tmp_path: Path) -> None:
+    """Switching a new file to WAL at the same moment: SQLite tells one of them
+    "database is locked" at once, busy timeout or not; the store waits its turn."""
+    for attempt in range(100):
+        url = f"sqlite:///{tmp_path / f'fresh{attempt}.db'}"
+        stores = [Store(url, busy_timeout_s=10) for _ in range(8)]
+        start = threading.Barrier(len(stores))
+        errors: list[BaseException] = []
+        threads = [
+            threading.Thread(target=_connect_when_all_are_ready, args=(store, start, errors))
+            for store in stores
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for store in stores:
+            store.close()
+        assert not errors, errors[0]
 
 
 def test_recorded_run_records_every_ending_and_releases_locks(store: Store) -> None:
